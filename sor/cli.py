@@ -1,0 +1,76 @@
+"""The command line: parses arguments, runs one command, turns SorError into an exit code.
+
+This is the only place where exceptions become exit codes. Command modules are imported only when
+their command runs, so `sor run` pays for nothing it does not use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from sor import __version__
+from sor.errors import SorError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sor", description="Serverless Open Runtime: any language on AWS Lambda."
+    )
+    parser.add_argument("--version", action="version", version=f"sor {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("validate", help="validate configuration files")
+    p.add_argument("files", nargs="*", metavar="FILE", help="default: the discovered config")
+    p.add_argument("--format", choices=("text", "json", "github"), default="text")
+
+    sub.add_parser("run", help="the runtime itself (needs AWS_LAMBDA_RUNTIME_API)")
+
+    local = sub.add_parser("local", help="run a function locally with the embedded emulator")
+    lsub = local.add_subparsers(dest="local_command", metavar="COMMAND", required=True)
+    p = lsub.add_parser("invoke", help="invoke the function once")
+    p.add_argument("dir", nargs="?", default=".", metavar="DIR")
+    p.add_argument("--event", metavar="FILE|-", help="event JSON (default: {})")
+    p.add_argument("--timeout", type=float, default=3.0, metavar="S", help="function timeout")
+    p.add_argument("--env", action="append", default=[], metavar="K=V", help="set a variable")
+    p = lsub.add_parser("serve", help="serve the RIE-compatible invoke endpoint")
+    p.add_argument("dir", nargs="?", default=".", metavar="DIR")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9000)
+    p.add_argument("--timeout", type=float, default=3.0, metavar="S", help="function timeout")
+    p.add_argument("--env", action="append", default=[], metavar="K=V", help="set a variable")
+    p.add_argument("--bootstrap", metavar="CMD", help="host this command instead of `sor run`")
+
+    sub.add_parser("schema", help="print the JSON Schema of sor.yml")
+
+    p = sub.add_parser("config", help="print the effective config and where values came from")
+    p.add_argument("dir", nargs="?", default=None, metavar="DIR")
+
+    p = sub.add_parser("package", help="build a Lambda layer zip")
+    p.add_argument("dir", nargs="?", default=None, metavar="DIR")
+    p.add_argument("--out", metavar="FILE")
+    p.add_argument("--python", metavar="X.Y", help="target Python version (default: this one)")
+    p.add_argument("--arch", choices=("x86_64", "arm64"), help="target (default: this machine)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `sor` command."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse reports usage errors itself, with status 2
+        return int(exc.code or 0)
+    name = args.command if args.command != "local" else f"local_{args.local_command}"
+    module = importlib.import_module(f"sor.commands.{name}")
+    try:
+        code: int = module.main(args, dict(os.environ))
+    except SorError as exc:
+        print(f"sor: {exc.error_type}: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return code

@@ -1,0 +1,12 @@
+"""`sor schema`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+
+from sor.errors import UsageError
+
+
+def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    raise UsageError("`sor schema` is not built yet")

@@ -1,0 +1,89 @@
+"""The validated configuration: frozen, typed, with every default filled in.
+
+Everything downstream (runtime loop, pipeline, CloudEvents mapping) consumes these classes and
+never the raw YAML. Loading, merging and validation live in other modules; this one is the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Language = Literal["python", "node", "exec"]
+Signature = Literal["event", "cloudevent"]
+Mode = Literal["exec", "persistent"]
+OnError = Literal["fail", "continue"]
+Hook = Literal["before", "after", "error"]
+HOOKS: tuple[Hook, ...] = ("before", "after", "error")
+
+DEFAULT_GRACE = 0.3  # seconds; see docs/timeouts.md
+DEFAULT_MIDDLEWARE_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class HookTimeouts:
+    """Per-hook timeouts in seconds."""
+
+    before: float = DEFAULT_MIDDLEWARE_TIMEOUT
+    after: float = DEFAULT_MIDDLEWARE_TIMEOUT
+    error: float = DEFAULT_MIDDLEWARE_TIMEOUT
+
+    def of(self, hook: Hook) -> float:
+        return float(getattr(self, hook))
+
+
+@dataclass(frozen=True)
+class Middleware:
+    """One middleware of the pipeline, its executable resolved to an absolute path."""
+
+    name: str
+    path: Path
+    mode: Mode = "exec"
+    timeouts: HookTimeouts = field(default_factory=HookTimeouts)
+    on_error: OnError = "fail"
+    hooks: tuple[Hook, ...] = HOOKS
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """The language runtime that hosts the handler."""
+
+    language: Language = "python"
+    handler: str | None = None
+    command: tuple[str, ...] | None = None
+    signature: Signature = "event"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    grace: float = DEFAULT_GRACE
+    middleware: float = DEFAULT_MIDDLEWARE_TIMEOUT
+
+
+@dataclass(frozen=True)
+class CloudEventsSettings:
+    partial_batch_response: bool = False
+    # Declarative mappings as validated JSON-like data; sor's CloudEvents module compiles them.
+    mappings: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class DebugSettings:
+    enabled: bool = False
+    # Hosts or networks (CIDR) a `_debugProxy` may point at; empty means any.
+    allow: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration of one function."""
+
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    middlewares: tuple[Middleware, ...] = ()
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    cloudevents: CloudEventsSettings = field(default_factory=CloudEventsSettings)
+    debug: DebugSettings = field(default_factory=DebugSettings)
+    task_root: Path = Path(".")
+    layer_dir: Path = Path("/opt")
+    version: int = 1
