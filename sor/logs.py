@@ -1,0 +1,66 @@
+"""sor's own log lines, in Lambda's text format or, with AWS_LAMBDA_LOG_FORMAT=JSON, as JSON.
+
+Text lines look like the managed runtimes' own: ``[LEVEL]\\tTIMESTAMP\\tREQUEST_ID\\tMESSAGE``.
+Event payloads never go through here unless a middleware such as log-event asks for it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+
+def _timestamp() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+class Log:
+    """Thread-safe writer of whole log lines (child log pumps write from their own threads)."""
+
+    def __init__(self, stream: TextIO | None = None, *, json_format: bool = False) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.json_format = json_format
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], stream: TextIO | None = None) -> Log:
+        return cls(stream, json_format=env.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON")
+
+    def write(self, level: str, message: str, request_id: str = "", **fields: Any) -> None:
+        """One log line; ``fields`` appear as keys in JSON and as ``key=value`` in text."""
+        if self.json_format:
+            record: dict[str, Any] = {"timestamp": _timestamp(), "level": level.upper()}
+            if request_id:
+                record["requestId"] = request_id
+            record["message"] = message
+            record.update(fields)
+            line = json.dumps(record, default=str)
+        else:
+            extra = "".join(f" {k}={v}" for k, v in fields.items())
+            line = f"[{level.upper()}]\t{_timestamp()}\t{request_id}\t{message}{extra}"
+        with self._lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def info(self, message: str, request_id: str = "", **fields: Any) -> None:
+        self.write("INFO", message, request_id, **fields)
+
+    def warning(self, message: str, request_id: str = "", **fields: Any) -> None:
+        self.write("WARN", message, request_id, **fields)
+
+    def error(self, message: str, request_id: str = "", **fields: Any) -> None:
+        self.write("ERROR", message, request_id, **fields)
+
+    def child_line(self, source: str, line: str) -> None:
+        """A line a child process wrote on stderr, prefixed with who wrote it."""
+        if self.json_format:
+            self.write("INFO", line, source=source)
+        else:
+            with self._lock:
+                self.stream.write(f"[{source}] {line}\n")
+                self.stream.flush()
