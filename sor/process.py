@@ -9,6 +9,7 @@ can block forever on a child that hangs, dies, or leaves a grandchild holding a 
 from __future__ import annotations
 
 import collections
+import contextlib
 import fcntl
 import os
 import select
@@ -101,10 +102,8 @@ class Child:
 
     def kill_group(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """Signal the process and everything in its group."""
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def close(self) -> int | None:
         """Kill the group, reap the process, release its descriptor."""
@@ -153,7 +152,7 @@ def spawn(
     temps = []
     try:
         for target, source in sorted(mapping.items()):
-            # Move every source above all targets first, so one dup2 never clobbers another's source.
+            # Move sources above all targets first, so no dup2 clobbers another one's source.
             moved = fcntl.fcntl(source, fcntl.F_DUPFD_CLOEXEC, low)
             temps.append(moved)
             actions.append((os.POSIX_SPAWN_DUP2, moved, target))
@@ -221,9 +220,8 @@ class LineReader:
             if self.child.wait_readable([self.fd], left):
                 if not self._read():
                     raise EOFError
-            elif self.child.exited():
-                if not self._drain():
-                    raise EOFError
+            elif self.child.exited() and not self._drain():
+                raise EOFError
 
     def _read(self) -> bool:
         try:
@@ -333,7 +331,9 @@ class _Exchange:
                     exited_at = now
                     self.child.kill_group()  # leftovers of a finished hook must not linger
                     self._close("in")
-                limit = deadline if exited_at is None else min(deadline, exited_at + _DRAIN_AFTER_EXIT)
+                limit = deadline
+                if exited_at is not None:
+                    limit = min(deadline, exited_at + _DRAIN_AFTER_EXIT)
                 if now >= limit:
                     timed_out = exited_at is None
                     break
