@@ -31,10 +31,8 @@ _MAX_LOG_LINE = 8192
 def make_pipe() -> tuple[int, int]:
     """A close-on-exec pipe (read end, write end), enlarged where the kernel allows."""
     r, w = os.pipe2(os.O_CLOEXEC)
-    try:
+    with contextlib.suppress(OSError):  # past the kernel's limit the default size still works
         fcntl.fcntl(w, _F_SETPIPE_SZ, PIPE_SIZE)
-    except OSError:
-        pass  # the kernel's limit is lower; the default size still works
     return r, w
 
 
@@ -171,7 +169,7 @@ def write_all(fd: int, data: bytes, child: Child, deadline: float) -> bool:
     os.set_blocking(fd, False)
     while view:
         try:
-            view = view[os.write(fd, view[:_CHUNK * 16]) :]
+            view = view[os.write(fd, view[: _CHUNK * 16]) :]
             continue
         except BlockingIOError:
             pass
