@@ -64,3 +64,9 @@ class Log:
             with self._lock:
                 self.stream.write(f"[{source}] {line}\n")
                 self.stream.flush()
+
+    def raw(self, line: str) -> None:
+        """A line of the function's own output, passed through unchanged (whole, never torn)."""
+        with self._lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()

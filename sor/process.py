@@ -17,7 +17,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 PIPE_SIZE = 1 << 20  # large pipes make multi-megabyte payloads cheap to pass
@@ -120,6 +120,25 @@ class Child:
             self.returncode = -1
 
 
+_CWD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _working_directory(cwd: str | None) -> Iterator[None]:
+    """Run the block in ``cwd``: posix_spawn has no chdir action before Python 3.14, so the
+    parent changes directory around the spawn (one spawn at a time; sor uses absolute paths)."""
+    if cwd is None:
+        yield
+        return
+    with _CWD_LOCK:
+        before = os.getcwd()
+        os.chdir(cwd)
+        try:
+            yield
+        finally:
+            os.chdir(before)
+
+
 def spawn(
     argv: Sequence[str],
     *,
@@ -128,12 +147,14 @@ def spawn(
     stdout: int | None = None,
     stderr: int | None = None,
     fds: Mapping[int, int] | None = None,
+    cwd: str | None = None,
 ) -> Child:
     """Start ``argv`` in a new session and process group.
 
     ``stdin`` None means /dev/null; ``stdout``/``stderr`` None mean inherited. ``fds`` maps a
     descriptor number in the child to a descriptor of ours (e.g. ``{3: request_r, 4: answer_w}``).
-    Raises OSError naming the command when it cannot be started.
+    ``cwd`` (absolute) is the child's working directory. Raises OSError naming the command when
+    it cannot be started.
     """
     path = resolve_executable(argv[0], env)
     mapping: dict[int, int] = dict(fds or {})
@@ -154,7 +175,8 @@ def spawn(
             moved = fcntl.fcntl(source, fcntl.F_DUPFD_CLOEXEC, low)
             temps.append(moved)
             actions.append((os.POSIX_SPAWN_DUP2, moved, target))
-        pid = os.posix_spawn(path, list(argv), dict(env), file_actions=actions, setsid=True)
+        with _working_directory(cwd):
+            pid = os.posix_spawn(path, list(argv), dict(env), file_actions=actions, setsid=True)
     except OSError as exc:
         raise type(exc)(exc.errno, f"cannot start {argv[0]}: {exc.strerror}") from None
     finally:
@@ -221,6 +243,12 @@ class LineReader:
             elif self.child.exited() and not self._drain():
                 raise EOFError
 
+    def pending(self) -> bool:
+        """True when the child wrote more than the lines read so far (e.g. an unasked answer)."""
+        if self._buf:
+            return True
+        return bool(select.select([self.fd], [], [], 0)[0])
+
     def _read(self) -> bool:
         try:
             chunk = os.read(self.fd, _CHUNK * 16)
@@ -248,8 +276,9 @@ class LogPump(threading.Thread):
 
     def run(self) -> None:
         with os.fdopen(self.fd, "rb", buffering=_CHUNK) as stream:
-            for raw in stream:
-                line = raw[:_MAX_LOG_LINE].decode("utf-8", "replace").rstrip("\r\n")
+            # bounded reads: a child writing endlessly without a newline cannot exhaust memory
+            for raw in iter(lambda: stream.readline(_MAX_LOG_LINE), b""):
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 self.tail.append(line)
                 self.emit(line)
 

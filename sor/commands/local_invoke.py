@@ -1,12 +1,96 @@
-"""`sor local invoke`."""
+"""`sor local invoke`: one invocation of the function in DIR through the embedded emulator."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
+import signal
+import sys
 from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
 
 from sor.errors import UsageError
 
+_CONFIG_ERROR = "Sor.ConfigError"
+
+
+def function_env(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` plus the ``--env K=V`` values (which win)."""
+    merged = dict(env)
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env {item!r}: expected K=V")
+        merged[key] = value
+    return merged
+
+
+def function_dir(args: argparse.Namespace) -> Path:
+    """DIR, absolute; a usage error when it is not a directory."""
+    directory = Path(args.dir).resolve()
+    if not directory.is_dir():
+        raise UsageError(f"{args.dir}: not a directory")
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout {args.timeout}: must be more than 0 seconds")
+    return directory
+
+
+def configured_handler(directory: Path, env: Mapping[str, str]) -> str | None:
+    """The handler of the function's config; raises ConfigError for a bad config.
+
+    Returns None without looking when sor's config loader is not part of this build.
+    """
+    if importlib.util.find_spec("sor.loader") is None:
+        return None
+    from sor import loader
+
+    config = loader.load({**env, "LAMBDA_TASK_ROOT": str(directory)}, directory)
+    return config.runtime.handler
+
+
+def read_event(name: str | None) -> bytes:
+    """The event bytes from FILE, stdin (``-``) or ``{}``; a usage error naming a bad file."""
+    if name is None:
+        return b"{}"
+    label = "stdin" if name == "-" else name
+    try:
+        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--event {label}: {exc.strerror or exc}") from None
+    try:
+        json.loads(data)
+    except ValueError as exc:
+        raise UsageError(f"--event {label}: not valid JSON: {exc}") from None
+    return data
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
 
 def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    raise UsageError("`sor local invoke` is not built yet")
+    from sor.emulator import MAX_PAYLOAD, Emulator
+    from sor.logs import Log
+
+    directory = function_dir(args)
+    fenv = function_env(args, env)
+    event = read_event(args.event)
+    if len(event) > MAX_PAYLOAD:
+        raise UsageError(f"--event: {len(event)} bytes; Lambda accepts at most {MAX_PAYLOAD}")
+    handler = configured_handler(directory, fenv)
+    emulator = Emulator(directory, args.timeout, fenv, None, Log.from_env(fenv), handler=handler)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # so that `finally` stops the bootstrap
+    try:
+        emulator.start()
+        result = emulator.invoke(event)
+    finally:
+        emulator.stop()
+        signal.signal(signal.SIGTERM, previous)
+    out = sys.stdout.buffer
+    out.write(result.body if result.body.endswith(b"\n") else result.body + b"\n")
+    out.flush()
+    if result.function_error is None:
+        return 0
+    return 2 if result.error_type() == _CONFIG_ERROR else 1

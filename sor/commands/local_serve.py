@@ -1,12 +1,62 @@
-"""`sor local serve`."""
+"""`sor local serve`: the embedded emulator behind RIE's invoke endpoint, until stopped."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
+import threading
 from collections.abc import Mapping
+from types import FrameType
 
+from sor.commands.local_invoke import configured_handler, function_dir, function_env
 from sor.errors import UsageError
 
 
+def bootstrap_argv(command: str | None) -> list[str] | None:
+    """``--bootstrap 'CMD ARGS'`` split as a shell would split it, never run by one."""
+    if command is None:
+        return None
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise UsageError(f"--bootstrap {command!r}: {exc}") from None
+    if not argv:
+        raise UsageError("--bootstrap: empty command")
+    return argv
+
+
 def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    raise UsageError("`sor local serve` is not built yet")
+    from sor.emulator import Emulator, invoke_server
+    from sor.logs import Log
+
+    directory = function_dir(args)
+    fenv = function_env(args, env)
+    argv = bootstrap_argv(args.bootstrap)
+    handler = configured_handler(directory, fenv) if argv is None else None
+    log = Log.from_env(fenv)
+    emulator = Emulator(directory, args.timeout, fenv, argv, log, handler=handler)
+    try:
+        server = invoke_server(emulator, args.host, args.port)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from None
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        emulator.start()
+        host, port = server.server_address[:2]
+        url = f"http://{host!s}:{port}/2015-03-31/functions/function/invocations"
+        log.info(f"sor local serve: listening on {url}")
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.server_close()
+        emulator.stop()
+    return 0

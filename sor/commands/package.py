@@ -1,12 +1,36 @@
-"""`sor package`."""
+"""`sor package`: build the Lambda layer zip."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 
-from sor.errors import UsageError
+from sor import layer
+
+
+def default_out(target: layer.Target) -> Path:
+    """The zip's name when --out is not given: it says what the layer is built for."""
+    return Path(f"sor-layer-python{target.python}-{target.arch}.zip")
 
 
 def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    raise UsageError("`sor package` is not built yet")
+    target = layer.target_for(args.python, args.arch)
+    out = Path(args.out) if args.out else default_out(target)
+    source = Path(args.dir) if args.dir is not None else None
+
+    def emit(line: str) -> None:
+        print(f"sor package: {line}", file=sys.stderr)
+
+    built = layer.build(source, out, target, env, emit)
+    print(
+        f"built {built.path}: sor layer for Python {target.python} on {target.arch}, "
+        f"{built.files} files, {_size(built.zip_bytes)} zipped, "
+        f"{_size(built.unpacked_bytes)} unpacked, sha256 {built.sha256}"
+    )
+    return 0
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"

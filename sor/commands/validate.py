@@ -1,12 +1,67 @@
-"""`sor validate`."""
+"""`sor validate [FILE...] [--format text|json|github]`.
+
+Named files are checked each on its own: YAML syntax, the schema, and the rules beyond it.
+Without a FILE the discovered config is checked as `sor run` would load it: files merged,
+environment overrides applied, middleware executables resolved.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
 
-from sor.errors import UsageError
+from sor.errors import ConfigError, Problem, UsageError
+from sor.loader import check_file, load
 
 
 def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    raise UsageError("`sor validate` is not built yet")
+    """Report every problem; 0 when valid, 1 when not, 2 for a file that does not exist."""
+    files: list[str] = list(args.files)
+    missing = [name for name in files if not Path(name).is_file()]
+    if missing:
+        raise UsageError(f"no such file: {', '.join(missing)}")
+    problems: list[Problem] = []
+    if files:
+        for name in files:
+            problems.extend(check_file(Path(name), name)[1])
+        what = ", ".join(files)
+    else:
+        what = "the discovered configuration"
+        try:
+            load(env, Path.cwd())
+        except ConfigError as exc:
+            if not exc.problems:  # no configuration at all: nothing to point at
+                print(f"sor validate: {exc.message}", file=sys.stderr)
+                return 1
+            problems.extend(exc.problems)
+    sys.stdout.write(render(problems, args.format))
+    if problems:
+        print(f"sor validate: {len(problems)} problem(s) in {what}", file=sys.stderr)
+        return 1
+    print(f"sor validate: {what}: valid", file=sys.stderr)
+    return 0
+
+
+def render(problems: Sequence[Problem], fmt: str) -> str:
+    """The problems as text lines, a JSON list, or GitHub Actions workflow commands."""
+    if fmt == "json":
+        return json.dumps([asdict(p) for p in problems], indent=2) + "\n"
+    if fmt == "github":
+        return "".join(_github(p) + "\n" for p in problems)
+    return "".join(f"{p}\n" for p in problems)
+
+
+def _github(p: Problem) -> str:
+    # Workflow command escaping: properties also escape ':' and ','.
+    def data(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    def prop(text: str) -> str:
+        return data(text).replace(":", "%3A").replace(",", "%2C")
+
+    where = f"file={prop(p.file)},line={p.line},col={p.col}"
+    return f"::error {where}::{data(p.path or '<root>')}: {data(p.message)}"

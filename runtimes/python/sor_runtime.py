@@ -1,0 +1,331 @@
+"""sor's Python language runtime: hosts one handler and serves sor's protocol (version 1).
+
+Requests arrive as JSON lines on fd $SOR_IN_FD, answers leave as JSON lines on fd $SOR_OUT_FD
+(see runtimes/PROTOCOL.md). stdout and stderr stay the function's logs. The handler sees the same
+context object and error documents as under awslambdaric, Lambda's own Python runtime client.
+Only light standard-library modules are imported at start-up: cold starts pay for this file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+
+_HERE = os.path.abspath(__file__)
+
+
+class Fault(Exception):
+    """A failure Lambda names itself (Runtime.*), with awslambdaric's message and trace."""
+
+    def __init__(self, error_type, message, trace=None):
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.trace = trace
+
+
+class CognitoIdentity:
+    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+
+    def __repr__(self):
+        return (
+            f"CognitoIdentity([cognito_identity_id={self.cognito_identity_id},"
+            f"cognito_identity_pool_id={self.cognito_identity_pool_id}])"
+        )
+
+
+class Client:
+    __slots__ = (  # noqa: RUF023 - the order of the repr
+        "installation_id",
+        "app_title",
+        "app_version_name",
+        "app_version_code",
+        "app_package_name",
+    )
+
+    def __repr__(self):
+        fields = ",".join(f"{name}={getattr(self, name)}" for name in self.__slots__)
+        return f"Client([{fields}])"
+
+
+class ClientContext:
+    __slots__ = ("custom", "env", "client")  # noqa: RUF023 - the order of the repr
+
+    def __repr__(self):
+        return f"ClientContext([custom={self.custom},env={self.env},client={self.client}])"
+
+
+def _slots_from(cls, data):
+    """An instance of ``cls`` whose slots are read from ``data`` (None when data is None)."""
+    if data is None:
+        return None
+    obj = cls()
+    for name in cls.__slots__:
+        setattr(obj, name, data.get(name))
+    return obj
+
+
+class LambdaContext:
+    """The context object awslambdaric gives handlers, built from sor's CONTEXT message."""
+
+    def __init__(self, ctx):
+        self.aws_request_id = ctx.get("aws_request_id")
+        self.log_group_name = ctx.get("log_group_name")
+        self.log_stream_name = ctx.get("log_stream_name")
+        self.function_name = ctx.get("function_name")
+        self.memory_limit_in_mb = ctx.get("memory_limit_in_mb")
+        self.function_version = ctx.get("function_version")
+        self.invoked_function_arn = ctx.get("invoked_function_arn")
+        self.tenant_id = ctx.get("tenant_id")
+        client_context = ctx.get("client_context")
+        w3c = client_context.pop("w3c", None) if isinstance(client_context, dict) else None
+        self._w3c = {
+            k: w3c[k]
+            for k in ("traceparent", "tracestate", "baggage")
+            if isinstance(w3c, dict) and isinstance(w3c.get(k), str)
+        }
+        self.client_context = _slots_from(ClientContext, client_context)
+        if self.client_context is not None:
+            self.client_context.client = _slots_from(Client, self.client_context.client)
+        identity = ctx.get("identity") or {}
+        self.identity = _slots_from(CognitoIdentity, {})
+        self.identity.cognito_identity_id = identity.get("cognitoIdentityId")
+        self.identity.cognito_identity_pool_id = identity.get("cognitoIdentityPoolId")
+        self._deadline_ms = int(ctx.get("deadline_ms") or 0)
+
+    def get_remaining_time_in_millis(self):
+        """Milliseconds left before sor stops the handler (Lambda's deadline less the grace)."""
+        return max(self._deadline_ms - int(time.time() * 1000), 0)
+
+    def w3c(self):
+        return dict(self._w3c)
+
+    def log(self, msg):
+        sys.stdout.write(str(msg))
+
+    def __repr__(self):
+        names = (
+            "aws_request_id",
+            "log_group_name",
+            "log_stream_name",
+            "function_name",
+            "memory_limit_in_mb",
+            "function_version",
+            "invoked_function_arn",
+            "client_context",
+            "identity",
+            "tenant_id",
+        )
+        return "LambdaContext([" + ",".join(f"{n}={getattr(self, n)}" for n in names) + "])"
+
+
+class _Unbuffered:
+    """Flushes every write, as awslambdaric does, so logs survive a killed process."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    def write(self, text):
+        n = self._stream.write(text)
+        self._stream.flush()
+        return n
+
+    def writelines(self, lines):
+        self._stream.writelines(lines)
+        self._stream.flush()
+
+
+def load_handler(spec):
+    """The handler function named ``module.function`` or ``dir/module.function``."""
+    try:
+        modname, fname = spec.rsplit(".", 1)
+    except ValueError as e:
+        raise Fault("Runtime.MalformedHandlerName", f"Bad handler '{spec}': {e}") from None
+    try:
+        if modname.split(".")[0] in sys.builtin_module_names:
+            raise Fault(
+                "Runtime.BuiltInModuleConflict",
+                f"Cannot use built-in module {modname} as a handler module",
+            )
+        module = importlib.import_module(modname.replace("/", "."))
+    except ImportError as e:
+        raise Fault(
+            "Runtime.ImportModuleError", f"Unable to import module '{modname}': {e}"
+        ) from None
+    except SyntaxError as e:
+        trace = [f'  File "{e.filename}" Line {e.lineno}\n    {e.text}']
+        raise Fault(
+            "Runtime.UserCodeSyntaxError", f"Syntax error in module '{modname}': {e}", trace
+        ) from None
+    try:
+        return getattr(module, fname)
+    except AttributeError:
+        raise Fault(
+            "Runtime.HandlerNotFound", f"Handler '{fname}' missing on module '{modname}'"
+        ) from None
+
+
+def error_of(exc):
+    """The ERROR object of an exception, with this file's (and asyncio's) frames trimmed."""
+    if isinstance(exc, Fault):
+        return {
+            "errorMessage": exc.message,
+            "errorType": exc.error_type,
+            "stackTrace": exc.trace or [],
+        }
+    frames = traceback.extract_tb(exc.__traceback__)
+    start = 0
+    while start < len(frames) and _is_ours(frames[start].filename):
+        start += 1
+    if start < len(frames):
+        frames = frames[start:]
+    tuples = [(f.filename, f.lineno, f.name, f.line) for f in frames]
+    return {
+        "errorMessage": str(exc),
+        "errorType": type(exc).__name__,
+        "stackTrace": traceback.format_list(tuples),
+    }
+
+
+def _is_ours(filename):
+    return filename == _HERE or f"{os.sep}asyncio{os.sep}" in filename
+
+
+def log_error(error):
+    """Print the error in the function's logs, in the format of Lambda's Python runtime."""
+    head = "[ERROR]"
+    if error.get("errorType"):
+        head += " " + error["errorType"]
+    if error.get("errorMessage"):
+        head += (":" if error.get("errorType") else "") + " " + error["errorMessage"]
+    lines = [head]
+    if error.get("stackTrace") is not None:
+        lines.append("Traceback (most recent call last):")
+        for element in error["stackTrace"]:
+            for line in element.splitlines() or [""]:
+                stripped = line.lstrip(" ")
+                lines.append("\u00a0" * (len(line) - len(stripped)) + stripped)
+    sys.stdout.write("\r".join(lines) + "\n")
+
+
+class Server:
+    """Reads requests, calls the handler, writes answers."""
+
+    def __init__(self, in_fd, out_fd, env):
+        # Move the protocol off the well-known descriptors: a handler writing to fd 4 (or a
+        # child it starts) cannot reach sor's answer pipe.
+        self._in = os.fdopen(os.dup(in_fd), "rb")
+        self._out = os.dup(out_fd)
+        os.close(in_fd)
+        os.close(out_fd)
+        self.cloudevent = env.get("SOR_SIGNATURE") == "cloudevent"
+        self.handler = None
+        self._loop = None
+
+    def send(self, message):
+        self.write(_encode(message))
+
+    def write(self, line):
+        view = memoryview(line)
+        while view:
+            view = view[os.write(self._out, view) :]
+
+    def serve(self, spec):
+        try:
+            self.handler = load_handler(spec)
+        except Exception as exc:
+            error = error_of(exc)
+            log_error(error)
+            self.send({"type": "init_error", "error": error})
+            return 1
+        self.send({"type": "ready"})
+        for line in self._in:
+            request = json.loads(line)
+            if request.get("type") == "invoke":
+                self.write(self.invoke(request))
+        return 0
+
+    def invoke(self, request):
+        request_id = request.get("id")
+        ctx = request.get("context") or {}
+        trace_id = ctx.get("trace_id")
+        if trace_id:
+            os.environ["_X_AMZN_TRACE_ID"] = trace_id
+        else:
+            os.environ.pop("_X_AMZN_TRACE_ID", None)
+        try:
+            event = request.get("event")
+            if self.cloudevent:
+                event = _to_cloudevent(event)
+            result = self.handler(event, LambdaContext(ctx))
+            if hasattr(result, "__await__"):
+                result = self._await(result)
+            if self.cloudevent and hasattr(result, "get_specversion"):
+                result = _from_cloudevent(result)
+            try:
+                return _encode({"type": "result", "id": request_id, "result": result})
+            except (TypeError, ValueError, OverflowError, RecursionError) as e:
+                raise Fault("Runtime.MarshalError", f"Unable to marshal response: {e}") from None
+        except Exception as exc:
+            error = error_of(exc)
+            log_error(error)
+            return _encode({"type": "error", "id": request_id, "error": error})
+
+    def _await(self, awaitable):
+        import asyncio  # only async handlers pay for asyncio
+
+        if self._loop is None:
+            # One loop for the life of the process: clients and tasks survive between calls.
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+        return self._loop.run_until_complete(awaitable)
+
+
+def _encode(message):
+    """One protocol line: UTF-8 JSON (lone surrogates pass, as json.loads accepts them)."""
+    data = json.dumps(message, ensure_ascii=False, default=_json_default)
+    return data.encode("utf-8", "surrogatepass") + b"\n"
+
+
+def _json_default(obj):
+    # awslambdaric encodes Decimal as its exact digits; the stdlib encoder can only get close.
+    if type(obj).__name__ == "Decimal":
+        return int(obj) if obj == obj.to_integral_value() else float(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _to_cloudevent(structured):
+    from cloudevents.core.formats.json import JSONFormat
+    from cloudevents.core.v1.event import CloudEvent
+
+    return JSONFormat().read(CloudEvent, json.dumps(structured).encode())
+
+
+def _from_cloudevent(event):
+    from cloudevents.core.formats.json import JSONFormat
+
+    return json.loads(JSONFormat().write(event))
+
+
+def main():
+    env = os.environ
+    task_root = os.getcwd()
+    # The handler's folder comes first; this adapter's own folder must not shadow user modules.
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(_HERE)]
+    sys.path.insert(0, task_root)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+    sys.stdout = _Unbuffered(sys.stdout)
+    sys.stderr = _Unbuffered(sys.stderr)
+    server = Server(int(env.get("SOR_IN_FD", "3")), int(env.get("SOR_OUT_FD", "4")), env)
+    return server.serve(env.get("SOR_HANDLER") or env.get("_HANDLER") or "")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""One invocation, from the Runtime API's event to exactly one answer and one log line.
+
+The flow: parse the event -> `_debugProxy` (sor.debug) -> CloudEvents (sor.events, one pipeline
+run per record) -> the middleware pipeline around the language runtime -> post the response or
+the error. Deadlines: the handler and the `before`/`after` hooks must finish by the *soft*
+deadline (Lambda's deadline less `timeouts.grace`); `error` hooks by the *hard* deadline (Lambda's
+deadline less a margin to post the answer).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sor.config import Config
+from sor.errors import FunctionError, SorError
+from sor.language import LanguageRuntime
+from sor.logs import Log
+from sor.runtime_api import Invocation, RuntimeApiClient
+
+POST_MARGIN = 0.05  # seconds kept after the hard deadline to post the answer
+# Lambda's Python runtimes up to 3.11 (and every provided.* runtime) escape non-ASCII in JSON.
+_UNESCAPED_ENVS = frozenset(f"AWS_Lambda_python3.{minor}" for minor in range(12, 20))
+
+
+class PipelineLike(Protocol):
+    def run(
+        self,
+        payload: Any,
+        context: dict[str, Any],
+        handler: Callable[[Any], Any],
+        deadline: float,
+        error_deadline: float,
+        timings: dict[str, float],
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """Monotonic deadlines of one invocation, and the function's timeout when known."""
+
+    lambda_: float
+    soft: float
+    hard: float
+    soft_epoch_ms: int
+    function_timeout: float | None
+
+
+def deadlines(
+    deadline_ms: int,
+    grace: float,
+    *,
+    now_epoch: float,
+    now_mono: float,
+    function_timeout: float | None = None,
+) -> Deadlines:
+    """Convert Lambda-Runtime-Deadline-Ms (epoch ms) to the monotonic deadlines sor works to."""
+    lambda_ = now_mono + (deadline_ms / 1000.0 - now_epoch)
+    soft = lambda_ - grace
+    hard = max(soft, lambda_ - POST_MARGIN)
+    if function_timeout is None:
+        # Lambda does not say. Its timeouts are whole seconds and an invocation arrives a few
+        # milliseconds after its deadline was set: the time left, rounded up, is the timeout.
+        left = deadline_ms / 1000.0 - now_epoch
+        function_timeout = float(math.ceil(left - 0.05)) if left > 0.05 else None
+    return Deadlines(lambda_, soft, hard, int(deadline_ms - grace * 1000), function_timeout)
+
+
+def build_context(inv: Invocation, env: Mapping[str, str], soft_epoch_ms: int) -> dict[str, Any]:
+    """The protocol's CONTEXT for ``inv``; FunctionError for unparsable context headers."""
+    return {
+        "aws_request_id": inv.request_id,
+        # What handlers see as the time left is the time until sor stops them.
+        "deadline_ms": soft_epoch_ms,
+        "lambda_deadline_ms": inv.deadline_ms,
+        "invoked_function_arn": inv.invoked_function_arn,
+        "function_name": env.get("AWS_LAMBDA_FUNCTION_NAME"),
+        "function_version": env.get("AWS_LAMBDA_FUNCTION_VERSION"),
+        "memory_limit_in_mb": env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+        "log_group_name": env.get("AWS_LAMBDA_LOG_GROUP_NAME"),
+        "log_stream_name": env.get("AWS_LAMBDA_LOG_STREAM_NAME"),
+        "trace_id": inv.trace_id,
+        "client_context": _json_header(inv.client_context, "Client Context"),
+        "identity": _json_header(inv.cognito_identity, "Cognito Identity"),
+        "tenant_id": inv.tenant_id,
+    }
+
+
+def _json_header(value: str | None, name: str) -> Any:
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as e:
+        raise FunctionError(
+            {
+                "errorType": "Runtime.LambdaContextUnmarshalError",
+                "errorMessage": f"Unable to parse {name} JSON: {e}",
+                "stackTrace": [],
+            }
+        ) from None
+
+
+def parse_event(body: bytes) -> Any:
+    """The event as JSON data; Runtime.UnmarshalError (as Lambda names it) when it is not JSON."""
+    try:
+        return json.loads(body)
+    except ValueError as e:
+        raise FunctionError(
+            {
+                "errorType": "Runtime.UnmarshalError",
+                "errorMessage": f"Unable to unmarshal input: {e}",
+                "stackTrace": [],
+            }
+        ) from None
+
+
+def encode_response(value: Any, env: Mapping[str, str]) -> bytes:
+    """The response body, serialised as Lambda's Python runtime serialises it."""
+    ascii_only = env.get("AWS_EXECUTION_ENV") not in _UNESCAPED_ENVS
+    return json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+
+
+class Invoker:
+    """Answers invocations: one `handle` call per invocation, one answer, one log line."""
+
+    def __init__(
+        self,
+        config: Config,
+        language: LanguageRuntime,
+        api: RuntimeApiClient,
+        *,
+        log: Log,
+        env: Mapping[str, str],
+        pipeline: PipelineLike | None = None,
+    ) -> None:
+        self.config = config
+        self.language = language
+        self.api = api
+        self.log = log
+        self.env = env
+        self.pipeline = pipeline
+        self._timeout_env = env.get("AWS_LAMBDA_FUNCTION_TIMEOUT")
+
+    def handle(self, inv: Invocation) -> str:
+        """Answer ``inv``; the outcome (``success`` or the posted errorType)."""
+        began = time.monotonic()
+        timings: dict[str, float] = {}
+        try:
+            body = self._response(inv, timings)
+        except SorError as exc:
+            return self._answer_error(inv, exc.payload(), timings, began)
+        except Exception as exc:  # a bug of sor: still exactly one answer
+            error = {
+                "errorType": "Sor.Error",
+                "errorMessage": f"sor failed unexpectedly: {type(exc).__name__}: {exc}",
+                "stackTrace": [],
+            }
+            return self._answer_error(inv, error, timings, began)
+        posted = time.monotonic()
+        status = self.api.respond(inv.request_id, body)
+        timings["post"] = time.monotonic() - posted
+        outcome = "success" if status < 300 else f"response rejected (HTTP {status})"
+        self._log_line(inv, outcome, timings, began, size=len(body))
+        return outcome
+
+    def _response(self, inv: Invocation, timings: dict[str, float]) -> bytes:
+        began = time.monotonic()
+        d = deadlines(
+            inv.deadline_ms,
+            self.config.timeouts.grace,
+            now_epoch=time.time(),
+            now_mono=began,
+            function_timeout=float(self._timeout_env) if self._timeout_env else None,
+        )
+        context = build_context(inv, self.env, d.soft_epoch_ms)
+        event = parse_event(inv.event)
+        debug = None
+        if isinstance(event, dict) and "_debugProxy" in event:
+            debug = self._debug(event)
+        timings["parse"] = time.monotonic() - began
+
+        def handler(payload: Any) -> Any:
+            return self.language.invoke(
+                payload, context, d.soft, debug, function_timeout=d.function_timeout
+            )
+
+        def run(payload: Any) -> Any:
+            if self.pipeline is None:
+                handled = time.monotonic()
+                try:
+                    return handler(payload)
+                finally:
+                    timings["handler"] = time.monotonic() - handled
+            return self.pipeline.run(payload, context, handler, d.soft, d.hard, timings)
+
+        if self.config.runtime.signature == "cloudevent":
+            result = self._per_record(event, run, inv.request_id)
+        else:
+            result = run(event)
+        encoded = time.monotonic()
+        body = encode_response(result, self.env)
+        timings["encode"] = time.monotonic() - encoded
+        return body
+
+    def _debug(self, event: dict[str, Any]) -> Mapping[str, Any] | None:
+        try:
+            debug = importlib.import_module("sor.debug")
+        except ImportError:  # no debugging support in this build: leave the event alone
+            return None
+        target = debug.extract(event, self.config.debug, self.log)
+        if target is None:
+            return None
+        as_dict = getattr(target, "as_dict", None)
+        return as_dict() if callable(as_dict) else dict(vars(target))
+
+    def _per_record(self, event: Any, run: Callable[[Any], Any], request_id: str) -> Any:
+        from sor import events  # only the cloudevent signature pays for the mapping
+
+        settings = self.config.cloudevents
+        batch = events.to_batch(event, settings, request_id=request_id)
+        outcomes = []
+        for record in batch.records:
+            try:
+                outcomes.append(events.Outcome(ok=True, value=run(record.event)))
+            except SorError as exc:
+                if not batch.partial:
+                    raise  # one failed record fails the whole batch: no need to run the rest
+                outcomes.append(events.Outcome(ok=False, error=exc.payload()))
+        return events.answer(batch, outcomes, settings)
+
+    def _answer_error(
+        self, inv: Invocation, error: dict[str, Any], timings: dict[str, float], began: float
+    ) -> str:
+        posted = time.monotonic()
+        self.api.fail(inv.request_id, error)
+        timings["post"] = time.monotonic() - posted
+        outcome = str(error.get("errorType") or "error")
+        self._log_line(inv, outcome, timings, began)
+        return outcome
+
+    def _log_line(
+        self,
+        inv: Invocation,
+        outcome: str,
+        timings: dict[str, float],
+        began: float,
+        **extra: Any,
+    ) -> None:
+        phases = {f"{name}_ms": round(secs * 1000, 2) for name, secs in timings.items()}
+        self.log.info(
+            "invocation",
+            inv.request_id,
+            outcome=outcome,
+            duration_ms=round((time.monotonic() - began) * 1000, 2),
+            **phases,
+            **extra,
+        )

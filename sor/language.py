@@ -1,0 +1,235 @@
+"""Supervises the language runtime process that hosts the handler (SPEC: Language runtime protocol).
+
+The process is started once and serves many invocations over two pipes (requests on its fd 3,
+answers on its fd 4). When it dies, breaks the protocol or runs past the deadline, its whole
+process group is killed and it is started again lazily, at the next invocation, inside that
+invocation's deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sor import process
+from sor.config import RuntimeSettings
+from sor.errors import ConfigError, FunctionError, InvocationTimeout, RuntimeExited
+from sor.logs import Log
+from sor.resources import data_path
+
+PROTOCOL_VERSION = "1"
+MAX_MESSAGE = 7 * 1024 * 1024  # a 6 MB Lambda payload plus the envelope
+_STOP_GRACE = 0.2  # how long a stopped runtime may run its SIGTERM handlers
+_PUMP_JOIN = 0.5  # how long to wait for a dead runtime's last stderr lines
+
+
+def runtime_command(settings: RuntimeSettings) -> list[str]:
+    """The argv of the language runtime for these settings (ConfigError when there is none)."""
+    adapters = {"python": ("python", "sor_runtime.py"), "node": ("node", "sor_runtime.js")}
+    if settings.language == "exec":
+        if not settings.command:
+            raise ConfigError("runtime.command: the exec language runtime needs a command")
+        return list(settings.command)
+    if not settings.handler:
+        raise ConfigError(f"runtime.handler: the {settings.language} language runtime needs one")
+    adapter = str(data_path("runtimes", *adapters[settings.language]))
+    default = sys.executable if settings.language == "python" else "node"
+    interpreter = list(settings.command) if settings.command else [default]
+    return [*interpreter, adapter]
+
+
+def describe_exit(code: int | None) -> str:
+    """``exit code 3`` or ``signal SIGKILL``."""
+    if code is None:
+        return "an unknown status"
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+class LanguageRuntime:
+    """One long-lived language runtime process and the protocol spoken with it."""
+
+    def __init__(
+        self, settings: RuntimeSettings, *, task_root: Path, env: Mapping[str, str], log: Log
+    ) -> None:
+        self.settings = settings
+        self.task_root = task_root
+        self.argv = runtime_command(settings)
+        self.env = {
+            **env,
+            "SOR_HANDLER": settings.handler or "",
+            "SOR_IN_FD": "3",
+            "SOR_OUT_FD": "4",
+            "SOR_SIGNATURE": settings.signature,
+            "SOR_PROTOCOL": PROTOCOL_VERSION,
+        }
+        self.log = log
+        self.name = f"{settings.language} language runtime ({settings.handler or self.argv[0]})"
+        self._child: process.Child | None = None
+        self._request_w: int | None = None
+        self._reader: process.LineReader | None = None
+        self._pump: process.LogPump | None = None
+        self.starts = 0
+        self.last_stderr: list[str] = []
+
+    @property
+    def running(self) -> bool:
+        return self._child is not None and not self._child.exited()
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child is not None else None
+
+    def start(self, deadline: float) -> None:
+        """Start the process and wait for `ready`.
+
+        Raises FunctionError (its init_error, e.g. Runtime.ImportModuleError), RuntimeExited
+        (it died or broke the protocol) or InvocationTimeout (no `ready` before ``deadline``).
+        """
+        self.stop()
+        req_r, req_w = process.make_pipe()
+        ans_r, ans_w = process.make_pipe()
+        err_r, err_w = process.make_pipe()
+        cwd = os.getcwd()
+        try:
+            os.chdir(self.task_root)  # posix_spawn has no cwd argument; we are single-threaded here
+            child = process.spawn(self.argv, env=self.env, stderr=err_w, fds={3: req_r, 4: ans_w})
+        except OSError as e:
+            for fd in (req_r, req_w, ans_r, ans_w, err_r, err_w):
+                os.close(fd)
+            raise RuntimeExited(f"cannot start the {self.name}: {e}") from None
+        finally:
+            os.chdir(cwd)
+        for fd in (req_r, ans_w, err_w):
+            os.close(fd)
+        self.starts += 1
+        self._child = child
+        self._request_w = req_w
+        self._reader = process.LineReader(ans_r, child, MAX_MESSAGE)
+        self._pump = process.LogPump(err_r, self.log.raw)
+        self._pump.start()
+        try:
+            message = self._read(deadline, "starting")
+        except TimeoutError:
+            self.stop()
+            raise InvocationTimeout(f"the {self.name} did not become ready in time") from None
+        if message.get("type") == "ready":
+            return
+        if message.get("type") == "init_error" and isinstance(message.get("error"), dict):
+            self.stop()
+            raise FunctionError(message["error"])
+        raise self._broken(f"sent {message.get('type')!r} instead of 'ready'")
+
+    def invoke(
+        self,
+        event: Any,
+        context: Mapping[str, Any],
+        deadline: float,
+        debug: Mapping[str, Any] | None = None,
+        *,
+        function_timeout: float | None = None,
+    ) -> Any:
+        """Run the handler once; its result.
+
+        Raises FunctionError (the handler's ERROR), RuntimeExited (the runtime died or broke the
+        protocol) or InvocationTimeout (``deadline`` passed); after the last two the runtime is
+        killed and started again at the next call.
+        """
+        if not self.running:
+            self.start(deadline)
+        assert self._child is not None and self._request_w is not None
+        request_id = str(context.get("aws_request_id", ""))
+        message: dict[str, Any] = {
+            "type": "invoke",
+            "id": request_id,
+            "event": event,
+            "context": dict(context),
+        }
+        if debug is not None:
+            message["debug"] = dict(debug)
+        line = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
+        try:
+            if not process.write_all(self._request_w, line, self._child, deadline):
+                raise self._died("while receiving the event")
+            while True:
+                answer = self._read(deadline, "running the handler")
+                if answer.get("id") != request_id:
+                    self.log.warning(f"{self.name}: ignored an answer for another request")
+                    continue
+                if answer.get("type") == "result":
+                    return answer.get("result")
+                if answer.get("type") == "error" and isinstance(answer.get("error"), dict):
+                    raise FunctionError(answer["error"])
+                raise self._broken(f"answered with type {answer.get('type')!r}")
+        except TimeoutError:
+            self.stop(graceful=False)
+            raise InvocationTimeout(self._timeout_message(function_timeout)) from None
+
+    def stop(self, graceful: bool = True) -> int | None:
+        """Stop the process and everything it started; its exit code when there was one."""
+        child, self._child = self._child, None
+        code = None
+        if child is not None:
+            if graceful and not child.exited():
+                child.kill_group(signal.SIGTERM)
+                child.wait(_STOP_GRACE)
+            code = child.close()
+        for fd in (self._request_w, self._reader.fd if self._reader else None):
+            if fd is not None:
+                os.close(fd)
+        self._request_w = None
+        self._reader = None
+        if self._pump is not None:
+            self._pump.join(_PUMP_JOIN)
+            self.last_stderr = list(self._pump.tail)
+            self._pump = None
+        return code
+
+    def _read(self, deadline: float, doing: str) -> dict[str, Any]:
+        assert self._reader is not None
+        try:
+            line = self._reader.readline(deadline)
+        except EOFError:
+            raise self._died(f"while {doing}") from None
+        except ValueError as e:
+            raise self._broken(f"wrote {e}") from None
+        try:
+            message = json.loads(line)
+        except ValueError:
+            raise self._broken(f"wrote a line that is not JSON: {line[:80]!r}") from None
+        if not isinstance(message, dict):
+            raise self._broken(f"wrote a message that is not an object: {line[:80]!r}")
+        return message
+
+    def _died(self, doing: str) -> RuntimeExited:
+        code = self.stop(graceful=False)
+        tail = self.last_stderr
+        return RuntimeExited(
+            f"the {self.name} exited {doing} with {describe_exit(code)}" + self._tail_text(tail),
+            stack_trace=tail,
+        )
+
+    def _broken(self, what: str) -> RuntimeExited:
+        self.stop(graceful=False)
+        return RuntimeExited(f"the {self.name} broke the protocol: it {what}; it was restarted")
+
+    def _timeout_message(self, function_timeout: float | None) -> str:
+        limit = f"after {function_timeout:.2f} seconds" if function_timeout else "at its deadline"
+        return (
+            f"Task timed out {limit}: the handler {self.settings.handler or self.argv[0]!r} ran "
+            "past the graceful-timeout point and sor stopped it before Lambda's deadline "
+            "(timeouts.grace); the language runtime was restarted"
+        )
+
+    @staticmethod
+    def _tail_text(tail: list[str]) -> str:
+        return "; last stderr lines: " + " | ".join(tail[-5:]) if tail else ""

@@ -1,0 +1,177 @@
+"""A minimal, real Lambda Runtime API server for tests (http.server on 127.0.0.1, keep-alive).
+
+It queues invocations, hands them to whatever runtime polls `invocation/next` (sor, awslambdaric),
+and records exactly what the runtime posted back: body and headers, raw.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+PREFIX = "/2018-06-01/runtime"
+ARN = "arn:aws:lambda:us-east-1:123456789012:function:f"
+
+
+@dataclass
+class Answer:
+    """What the runtime posted for one invocation (or for init)."""
+
+    kind: str  # "response", "error" or "init_error"
+    body: bytes
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class _Pending:
+    request_id: str
+    event: bytes
+    headers: dict[str, str]
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: Answer | None = None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed-ACK stall
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = bytearray()
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return bytes(data)
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length", "0")))
+
+    def do_GET(self) -> None:
+        if self.path != f"{PREFIX}/invocation/next":
+            self._send(404, b"{}")
+            return
+        while True:
+            try:
+                pending = self.server.queue.get(timeout=0.1)
+                break
+            except queue.Empty:
+                if self.server.closing:
+                    self.close_connection = True
+                    return
+        self.server.delivered[pending.request_id] = pending
+        self._send(200, pending.event, pending.headers)
+
+    def do_POST(self) -> None:
+        body = self._body()
+        headers = dict(self.headers.items())
+        if self.path == f"{PREFIX}/init/error":
+            self.server.init_errors.append(Answer("init_error", body, headers))
+            self.server.init_failed.set()
+            self._send(202, b'{"status":"OK"}')
+            return
+        parts = self.path[len(PREFIX) :].split("/")
+        if len(parts) == 4 and parts[1] == "invocation" and parts[3] in ("response", "error"):
+            pending = self.server.delivered.pop(parts[2], None)
+            if pending is None:
+                self._send(400, b'{"errorType":"InvalidRequestID"}')
+                return
+            pending.answer = Answer(parts[3], body, headers)
+            pending.done.set()
+            self._send(202, b'{"status":"OK"}')
+            return
+        self._send(404, b"{}")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.queue: queue.Queue[_Pending] = queue.Queue()
+        self.delivered: dict[str, _Pending] = {}
+        self.init_errors: list[Answer] = []
+        self.init_failed = threading.Event()
+        self.closing = False
+
+
+class RuntimeApiServer:
+    """Start with ``RuntimeApiServer()``; ``address`` is what AWS_LAMBDA_RUNTIME_API takes."""
+
+    def __init__(self) -> None:
+        self._server = _Server()
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"{host!s}:{port}"
+
+    @property
+    def init_errors(self) -> list[Answer]:
+        return self._server.init_errors
+
+    def wait_init_error(self, wait: float = 10.0) -> Answer:
+        assert self._server.init_failed.wait(wait), "the runtime posted no init error"
+        return self._server.init_errors[0]
+
+    def submit(
+        self,
+        event: bytes | Any,
+        *,
+        timeout: float = 5.0,
+        request_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> _Pending:
+        """Queue one invocation; ``wait_answer`` collects its answer."""
+        body = event if isinstance(event, bytes) else json.dumps(event).encode()
+        request_id = request_id or str(uuid.uuid4())
+        deadline_ms = int((time.time() + timeout) * 1000)
+        sent = {
+            "Lambda-Runtime-Aws-Request-Id": request_id,
+            "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": ARN,
+            "Lambda-Runtime-Trace-Id": f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}",
+            "Content-Type": "application/json",
+            **(headers or {}),
+        }
+        pending = _Pending(request_id, body, sent)
+        self._server.queue.put(pending)
+        return pending
+
+    @staticmethod
+    def wait_answer(pending: _Pending, wait: float = 15.0) -> Answer:
+        assert pending.done.wait(wait), f"no answer to {pending.request_id} within {wait} s"
+        assert pending.answer is not None
+        return pending.answer
+
+    def invoke(self, event: bytes | Any, *, wait: float = 15.0, **options: Any) -> Answer:
+        """Queue one invocation and wait (at most ``wait`` s) for the runtime's answer."""
+        return self.wait_answer(self.submit(event, **options), wait)
+
+    def close(self) -> None:
+        self._server.closing = True
+        self._server.shutdown()
+        self._server.server_close()

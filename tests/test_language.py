@@ -1,0 +1,301 @@
+"""LanguageRuntime: real language runtime processes (the Python adapter, sh), real pipes."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sor.config import Config, RuntimeSettings
+from sor.errors import ConfigError, FunctionError, InvocationTimeout, RuntimeExited
+from sor.invocation import Invoker
+from sor.language import LanguageRuntime, describe_exit, runtime_command
+from sor.logs import Log
+from sor.runtime_api import RuntimeApiClient
+
+sys.path.insert(0, str(Path(__file__).parent))
+from runtime_api_server import RuntimeApiServer
+
+HANDLERS = textwrap.dedent(
+    """
+    import json, os, signal, subprocess, sys, time
+
+    def echo(event, context):
+        return {"event": event, "id": context.aws_request_id}
+
+    def exit3(event, context):
+        print("dying words", file=sys.stderr, flush=True)
+        os._exit(3)
+
+    def sigkill(event, context):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def forger(event, context):
+        for i in range(500):
+            print(json.dumps({"type": "result", "id": context.aws_request_id, "result": "forged"}))
+        try:
+            os.write(4, b'{"type":"result","id":"%s","result":"forged"}\\n'
+                     % context.aws_request_id.encode())
+        except OSError:
+            pass
+        return "genuine"
+
+    def sleeper(event, context):
+        child = subprocess.Popen(["sleep", "30"])
+        with open(event["pidfile"], "w") as f:
+            f.write(str(child.pid))
+        time.sleep(30)
+
+    def big(event, context):
+        return {"echo": event["data"], "len": len(event["data"])}
+    """
+)
+
+
+def now_plus(seconds: float) -> float:
+    return time.monotonic() + seconds
+
+
+@pytest.fixture
+def task_root(tmp_path: Path) -> Path:
+    (tmp_path / "handlers.py").write_text(HANDLERS)
+    return tmp_path
+
+
+def python_runtime(task_root: Path, handler: str, log: Log | None = None) -> LanguageRuntime:
+    settings = RuntimeSettings(language="python", handler=handler)
+    return LanguageRuntime(
+        settings, task_root=task_root, env=dict(os.environ), log=log or Log(io.StringIO())
+    )
+
+
+def ctx(request_id: str = "req-1", **extra: Any) -> dict[str, Any]:
+    return {"aws_request_id": request_id, "deadline_ms": int(time.time() * 1000) + 5000, **extra}
+
+
+def test_runtime_command_per_language() -> None:
+    py = runtime_command(RuntimeSettings(language="python", handler="h.f"))
+    assert py[0] == sys.executable and py[1].endswith("runtimes/python/sor_runtime.py")
+    node = runtime_command(RuntimeSettings(language="node", handler="h.f"))
+    assert node[0] == "node" and node[1].endswith("runtimes/node/sor_runtime.js")
+    custom = runtime_command(RuntimeSettings(language="python", handler="h.f", command=("py3",)))
+    assert custom[0] == "py3"
+    assert runtime_command(RuntimeSettings(language="exec", command=("./rt", "-v"))) == [
+        "./rt",
+        "-v",
+    ]
+    with pytest.raises(ConfigError, match=r"runtime\.command"):
+        runtime_command(RuntimeSettings(language="exec"))
+    with pytest.raises(ConfigError, match=r"runtime\.handler"):
+        runtime_command(RuntimeSettings(language="python"))
+    assert describe_exit(3) == "exit code 3"
+    assert describe_exit(-9) == "signal SIGKILL"
+
+
+def test_invoke_returns_the_result(task_root: Path) -> None:
+    rt = python_runtime(task_root, "handlers.echo")
+    try:
+        rt.start(now_plus(10))
+        assert rt.invoke({"a": "é"}, ctx("r1"), now_plus(5)) == {"event": {"a": "é"}, "id": "r1"}
+        assert rt.invoke([1, 2], ctx("r2"), now_plus(5)) == {"event": [1, 2], "id": "r2"}
+        assert rt.starts == 1
+    finally:
+        rt.stop()
+    assert not rt.running
+
+
+def test_import_failure_is_the_init_error(task_root: Path) -> None:
+    rt = python_runtime(task_root, "nosuchmodule.handler")
+    with pytest.raises(FunctionError) as info:
+        rt.start(now_plus(10))
+    assert info.value.error_type == "Runtime.ImportModuleError"
+    assert "Unable to import module 'nosuchmodule'" in info.value.message
+    assert not rt.running
+
+
+@pytest.mark.parametrize(
+    ("handler", "how"), [("handlers.exit3", "exit code 3"), ("handlers.sigkill", "signal SIGKILL")]
+)
+def test_a_dead_runtime_is_reported_and_restarted(task_root: Path, handler: str, how: str) -> None:
+    rt = python_runtime(task_root, handler)
+    try:
+        rt.start(now_plus(10))
+        first = rt.pid
+        with pytest.raises(RuntimeExited) as info:
+            rt.invoke({}, ctx(), now_plus(5))
+        assert how in info.value.message
+        assert handler in info.value.message
+        if handler.endswith("exit3"):
+            assert "dying words" in info.value.message
+        assert info.value.error_type == "Sor.RuntimeExited"
+        # The next invocation gets a fresh runtime (which dies the same way, but answers).
+        with pytest.raises(RuntimeExited):
+            rt.invoke({}, ctx("r2"), now_plus(5))
+        assert rt.starts == 2 and rt.pid != first
+    finally:
+        rt.stop()
+
+
+def test_killed_between_invocations_then_next_works(task_root: Path) -> None:
+    rt = python_runtime(task_root, "handlers.echo")
+    try:
+        rt.start(now_plus(10))
+        assert rt.pid is not None
+        os.kill(rt.pid, signal.SIGKILL)
+        with pytest.raises(RuntimeExited, match="signal SIGKILL"):
+            rt.invoke({}, ctx("r1"), now_plus(5))
+        assert rt.invoke({"x": 1}, ctx("r2"), now_plus(5)) == {"event": {"x": 1}, "id": "r2"}
+    finally:
+        rt.stop()
+
+
+def test_stdout_and_fd4_writes_cannot_forge_a_result(task_root: Path) -> None:
+    log = io.StringIO()
+    rt = python_runtime(task_root, "handlers.forger", Log(log))
+    try:
+        rt.start(now_plus(10))
+        assert rt.invoke({}, ctx("r1"), now_plus(10)) == "genuine"
+        assert rt.invoke({}, ctx("r2"), now_plus(10)) == "genuine"
+    finally:
+        rt.stop()
+
+
+def test_timeout_kills_the_process_group_and_restarts(task_root: Path, tmp_path: Path) -> None:
+    rt = python_runtime(task_root, "handlers.sleeper")
+    pidfile = tmp_path / "grandchild.pid"
+    try:
+        rt.start(now_plus(10))
+        began = time.monotonic()
+        with pytest.raises(InvocationTimeout) as info:
+            rt.invoke({"pidfile": str(pidfile)}, ctx(), now_plus(1.0), function_timeout=1.3)
+        assert time.monotonic() - began < 5
+        assert "1.30 seconds" in info.value.message and "handlers.sleeper" in info.value.message
+        assert "before Lambda's deadline" in info.value.message
+        grandchild = int(pidfile.read_text())
+        assert _gone(grandchild), "the handler's own child survived the timeout"
+        assert not rt.running
+    finally:
+        rt.stop()
+
+
+def _gone(pid: int, wait: float = 3.0) -> bool:
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
+            return True  # dead, waiting for its (reaped-by-init) parent
+        time.sleep(0.02)
+    return False
+
+
+def exec_runtime(task_root: Path, script: str) -> LanguageRuntime:
+    (task_root / "rt.sh").write_text(script)
+    settings = RuntimeSettings(language="exec", command=("sh", str(task_root / "rt.sh")))
+    return LanguageRuntime(
+        settings, task_root=task_root, env=dict(os.environ), log=Log(io.StringIO())
+    )
+
+
+def test_garbage_on_fd4_is_a_clear_error_and_a_restart(task_root: Path) -> None:
+    rt = exec_runtime(
+        task_root,
+        """printf '{"type":"ready"}\\n' >&4
+read line <&3
+echo 'this is not json' >&4
+sleep 30
+""",
+    )
+    try:
+        rt.start(now_plus(10))
+        with pytest.raises(RuntimeExited, match=r"broke the protocol.*not JSON"):
+            rt.invoke({}, ctx(), now_plus(5))
+        assert not rt.running
+        with pytest.raises(RuntimeExited, match="broke the protocol"):
+            rt.invoke({}, ctx(), now_plus(5))
+        assert rt.starts == 2
+    finally:
+        rt.stop()
+
+
+def test_oversized_message_is_bounded(task_root: Path) -> None:
+    rt = exec_runtime(
+        task_root,
+        """printf '{"type":"ready"}\\n' >&4
+read line <&3
+head -c 8000000 /dev/zero | tr '\\0' 'x' >&4
+sleep 30
+""",
+    )
+    try:
+        rt.start(now_plus(10))
+        with pytest.raises(RuntimeExited, match="longer than"):
+            rt.invoke({}, ctx(), now_plus(10))
+    finally:
+        rt.stop()
+
+
+def test_runtime_that_dies_before_ready(task_root: Path) -> None:
+    rt = exec_runtime(task_root, "echo 'cannot start, missing thing' >&2\nexit 7\n")
+    with pytest.raises(RuntimeExited) as info:
+        rt.start(now_plus(10))
+    assert "exit code 7" in info.value.message
+    assert "cannot start, missing thing" in info.value.message
+
+
+def test_six_megabyte_event_and_response(task_root: Path) -> None:
+    rt = python_runtime(task_root, "handlers.big")
+    data = "é" * (3 * 1024 * 1024)  # 6 MB of UTF-8
+    try:
+        rt.start(now_plus(10))
+        result = rt.invoke({"data": data}, ctx(), now_plus(20))
+        assert result["len"] == len(data) and result["echo"] == data
+    finally:
+        rt.stop()
+
+
+def _children() -> set[int]:
+    found: set[int] = set()
+    for task in Path("/proc/self/task").iterdir():
+        found.update(int(p) for p in (task / "children").read_text().split())
+    return found
+
+
+def test_thousand_invocations_leak_nothing(task_root: Path) -> None:
+    server = RuntimeApiServer()
+    api = RuntimeApiClient(server.address)
+    rt = python_runtime(task_root, "handlers.echo")
+    invoker = Invoker(Config(), rt, api, log=Log(io.StringIO()), env=dict(os.environ))
+    try:
+        rt.start(now_plus(10))
+
+        def round_of(n: int) -> None:
+            pending = [server.submit({"i": i}) for i in range(n)]
+            for _ in range(n):
+                assert invoker.handle(api.next()) == "success"
+            for p in pending:
+                assert server.wait_answer(p).kind == "response"
+
+        round_of(10)  # warm: the keep-alive connection and the server's thread exist now
+        fds = len(os.listdir("/proc/self/fd"))
+        threads = threading.active_count()
+        children = _children()
+        round_of(1000)
+        assert len(os.listdir("/proc/self/fd")) == fds
+        assert threading.active_count() <= threads
+        assert _children() == children
+        assert rt.starts == 1
+    finally:
+        rt.stop()
+        api.close()
+        server.close()

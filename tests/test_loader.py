@@ -1,0 +1,262 @@
+"""Discovery, merge, environment overrides and middleware resolution, on real folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sor.config import HookTimeouts
+from sor.errors import ConfigError
+from sor.loader import check_file, discover, load, load_with_origins, merge
+
+
+def exe(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\ncat\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    fn, layer = tmp_path / "fn", tmp_path / "layer"
+    fn.mkdir()
+    layer.mkdir()
+    return fn, layer, {"LAMBDA_TASK_ROOT": str(fn), "SOR_LAYER_DIR": str(layer)}
+
+
+def test_merge_mappings_key_by_key_lists_replace() -> None:
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    over = {"a": {"c": [3]}, "e": 2}
+    assert merge(base, over) == {"a": {"b": 1, "c": [3]}, "d": 1, "e": 2}
+    assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+
+
+def test_handler_alone(tmp_path: Path) -> None:
+    config = load({"_HANDLER": "app.handler", "SOR_LAYER_DIR": str(tmp_path)}, tmp_path)
+    assert config.runtime.language == "python"
+    assert config.runtime.handler == "app.handler"
+    assert config.middlewares == ()
+    assert config.task_root == tmp_path
+
+
+def test_nothing_at_all_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load({"SOR_LAYER_DIR": str(tmp_path / "opt")}, tmp_path)
+    assert caught.value.problems == ()
+    assert f"{tmp_path}/opt/sor.yml" in caught.value.message
+    assert f"{tmp_path}/sor.yml" in caught.value.message
+    assert "_HANDLER" in caught.value.message and "SOR_CONFIG" in caught.value.message
+
+
+def test_task_root_defaults_to_cwd_and_layer_is_found(
+    dirs: tuple[Path, Path, dict[str, str]],
+) -> None:
+    fn, layer, env = dirs
+    (fn / "sor.yml").write_text("version: 1\nruntime: {handler: app.handler}\n")
+    (layer / "sor.yml").write_text("version: 1\ntimeouts: {grace: 500ms}\n")
+    env.pop("LAMBDA_TASK_ROOT")
+    assert discover(env, fn) == [layer / "sor.yml", fn / "sor.yml"]
+    config = load(env, fn)
+    assert (config.runtime.handler, config.timeouts.grace, config.timeouts.middleware) == (
+        "app.handler",
+        0.5,
+        1.0,
+    )
+
+
+def test_sor_config_replaces_both_files(
+    dirs: tuple[Path, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    fn, layer, env = dirs
+    (fn / "sor.yml").write_text("version: 1\nruntime: {handler: fn.h}\n")
+    (layer / "sor.yml").write_text("version: 1\nruntime: {handler: layer.h}\n")
+    (tmp_path / "other.yml").write_text("version: 1\nruntime: {language: node, handler: other.h}\n")
+    config = load({**env, "SOR_CONFIG": "other.yml"}, tmp_path)
+    assert (config.runtime.language, config.runtime.handler) == ("node", "other.h")
+    with pytest.raises(ConfigError, match=r"SOR_CONFIG=missing\.yml: no such file"):
+        load({**env, "SOR_CONFIG": "missing.yml"}, tmp_path)
+
+
+def test_handler_env_fills_only_a_missing_handler(dirs: tuple[Path, Path, dict[str, str]]) -> None:
+    fn, _, env = dirs
+    (fn / "sor.yml").write_text("version: 1\nruntime: {language: node}\n")
+    assert load({**env, "_HANDLER": "index.handler"}, fn).runtime.handler == "index.handler"
+    (fn / "sor.yml").write_text("version: 1\nruntime: {language: node, handler: app.run}\n")
+    assert load({**env, "_HANDLER": "index.handler"}, fn).runtime.handler == "app.run"
+
+
+def test_missing_handler_is_a_problem(dirs: tuple[Path, Path, dict[str, str]]) -> None:
+    fn, _, env = dirs
+    (fn / "sor.yml").write_text("version: 1\ntimeouts: {grace: 1s}\n")
+    with pytest.raises(ConfigError) as caught:
+        load(env, fn)
+    [problem] = caught.value.problems
+    assert (problem.file, problem.line, problem.col) == (str(fn / "sor.yml"), 1, 1)
+    assert "no handler" in problem.message
+
+
+def test_every_file_problem_at_once(dirs: tuple[Path, Path, dict[str, str]]) -> None:
+    fn, layer, env = dirs
+    (fn / "sor.yml").write_text("version: 1\nruntime: {handler: x}\n")
+    (layer / "sor.yml").write_text("version: 2\n")
+    with pytest.raises(ConfigError) as caught:
+        load(env, fn)
+    assert [(p.file, p.path) for p in caught.value.problems] == [
+        (str(layer / "sor.yml"), "version"),
+        (str(fn / "sor.yml"), "runtime.handler"),
+    ]
+    assert caught.value.exit_code == 2
+
+
+def test_durations_and_hook_timeouts(dirs: tuple[Path, Path, dict[str, str]]) -> None:
+    fn, _, env = dirs
+    for name in ("a", "b", "c"):
+        exe(fn / "middlewares" / name)
+    (fn / "sor.yml").write_text(
+        "version: 1\nruntime: {handler: app.h}\ntimeouts: {middleware: 750ms, grace: 1}\n"
+        "middlewares:\n  - name: a\n  - name: b\n    timeout: 2s\n"
+        "  - name: c\n    timeout: {after: 1m}\n    mode: persistent\n    on_error: continue\n"
+        "    hooks: [after]\n"
+    )
+    config = load(env, fn)
+    a, b, c = config.middlewares
+    assert config.timeouts.grace == 1.0
+    assert a.timeouts == HookTimeouts(0.75, 0.75, 0.75)
+    assert b.timeouts == HookTimeouts(2.0, 2.0, 2.0)
+    assert c.timeouts == HookTimeouts(before=0.75, after=60.0, error=0.75)
+    assert (c.mode, c.on_error, c.hooks) == ("persistent", "continue", ("after",))
+    assert (a.mode, a.on_error, a.hooks) == ("exec", "fail", ("before", "after", "error"))
+
+
+def test_resolution_order_and_explicit_paths(dirs: tuple[Path, Path, dict[str, str]]) -> None:
+    fn, layer, env = dirs
+    exe(fn / "middlewares" / "both")
+    exe(layer / "middlewares" / "both")
+    exe(layer / "middlewares" / "layer-only")
+    exe(layer / "tools" / "audit")
+    (layer / "sor.yml").write_text(
+        "version: 1\nmiddlewares:\n  - name: both\n  - name: layer-only\n"
+        "  - name: audit\n    path: tools/audit\n"
+    )
+    (fn / "sor.yml").write_text("version: 1\nruntime: {handler: app.h}\n")
+    paths = [m.path for m in load(env, fn).middlewares]
+    assert paths == [
+        fn / "middlewares" / "both",
+        layer / "middlewares" / "layer-only",
+        layer / "tools" / "audit",  # relative to the file that declares it, not the function
+    ]
+    assert all(p.is_absolute() for p in paths)
+
+
+def test_unfound_and_not_executable(dirs: tuple[Path, Path, dict[str, str]]) -> None:
+    fn, layer, env = dirs
+    (fn / "middlewares").mkdir()
+    (fn / "middlewares" / "plain").write_text("#!/bin/sh\n")
+    (fn / "sor.yml").write_text(
+        "version: 1\nruntime: {handler: app.h}\nmiddlewares:\n  - name: ghost\n  - name: plain\n"
+        "  - name: far\n    path: ../elsewhere/far\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(env, fn)
+    problems = caught.value.problems
+    assert [(p.line, p.col, p.path) for p in problems] == [
+        (4, 11, "middlewares[0].name"),
+        (5, 11, "middlewares[1].name"),
+        (6, 11, "middlewares[2].name"),
+    ]
+    assert problems[0].message == (
+        f"middleware 'ghost' not found: there is no {fn}/middlewares/ghost nor "
+        f"{layer}/middlewares/ghost"
+    )
+    assert "is not executable (chmod +x" in problems[1].message
+    assert f"there is no {fn.parent}/elsewhere/far" in problems[2].message
+
+
+def test_env_list_replaces_and_orders(dirs: tuple[Path, Path, dict[str, str]]) -> None:
+    fn, layer, env = dirs
+    exe(fn / "middlewares" / "a")
+    exe(fn / "middlewares" / "b")
+    exe(layer / "middlewares" / "extra")
+    (fn / "sor.yml").write_text(
+        "version: 1\nruntime: {handler: app.h}\nmiddlewares:\n  - name: a\n    timeout: 3s\n"
+        "  - name: b\n"
+    )
+    config = load({**env, "SLSMIDDLEWARES": " extra , a"}, fn)
+    assert [m.name for m in config.middlewares] == ["extra", "a"]
+    assert config.middlewares[0].path == layer / "middlewares" / "extra"
+    assert config.middlewares[1].timeouts.before == 3.0  # a declared name keeps its settings
+    both = {**env, "SLSMIDDLEWARES": "a", "SOR_MIDDLEWARES": "b"}
+    assert [m.name for m in load(both, fn).middlewares] == ["b"]
+    assert load({**env, "SOR_MIDDLEWARES": ""}, fn).middlewares == ()
+    assert load({**env, "SOR_MIDDLEWARES": "", "SLSMIDDLEWARES": "a"}, fn).middlewares == ()
+
+
+@pytest.mark.parametrize("value", ["../etc/passwd", "a/b", "..", ".hidden", "a\\b"])
+def test_env_names_that_escape_are_refused(
+    dirs: tuple[Path, Path, dict[str, str]], value: str
+) -> None:
+    fn, _, env = dirs
+    exe(fn / "middlewares" / "a")
+    (fn / "sor.yml").write_text("version: 1\nruntime: {handler: app.h}\n")
+    with pytest.raises(ConfigError) as caught:
+        load({**env, "SOR_MIDDLEWARES": f"a,{value}"}, fn)
+    [problem] = caught.value.problems
+    assert (problem.file, problem.line, problem.col) == ("$SOR_MIDDLEWARES", 1, 3)
+    assert problem.message.endswith("; refused")
+
+
+def test_env_name_not_found_points_into_the_variable(
+    dirs: tuple[Path, Path, dict[str, str]],
+) -> None:
+    fn, _, env = dirs
+    with pytest.raises(ConfigError) as caught:
+        load({**env, "_HANDLER": "app.h", "SLSMIDDLEWARES": "x,  nope"}, fn)
+    assert [(p.file, p.col) for p in caught.value.problems] == [
+        ("$SLSMIDDLEWARES", 1),
+        ("$SLSMIDDLEWARES", 5),
+    ]
+
+
+def test_origins(dirs: tuple[Path, Path, dict[str, str]]) -> None:
+    fn, layer, env = dirs
+    exe(layer / "middlewares" / "a")
+    (layer / "sor.yml").write_text("version: 1\ntimeouts:\n  middleware: 2s\n")
+    (fn / "sor.yml").write_text("version: 1\nmiddlewares:\n  - name: a\n")
+    loaded = load_with_origins({**env, "_HANDLER": "app.h"}, fn)
+    origins = {k: str(v) for k, v in loaded.origins.items()}
+    assert origins[("timeouts", "middleware")] == f"{layer}/sor.yml:3:15"
+    assert origins[("middlewares", 0, "timeout", "after")] == (
+        f"timeouts.middleware: {layer}/sor.yml:3:15"
+    )
+    assert origins[("middlewares", 0, "name")] == f"{fn}/sor.yml:3:11"
+    assert origins[("middlewares", 0, "path")] == f"found in {layer}/middlewares"
+    assert origins[("runtime", "handler")] == "env _HANDLER"
+    assert origins[("timeouts", "grace")] == "default"
+    assert loaded.files == (layer / "sor.yml", fn / "sor.yml")
+
+
+def test_check_file_is_cached_by_content(tmp_path: Path) -> None:
+    file = tmp_path / "sor.yml"
+    file.write_text("version: 1\n")
+    first = check_file(file)
+    assert check_file(file) is first
+    file.write_text("version: 2\n")
+    assert check_file(file) is not first
+    assert len(check_file(file)[1]) == 1
+
+
+def test_handler_alone_with_env_middlewares(dirs: tuple[Path, Path, dict[str, str]]) -> None:
+    fn, layer, env = dirs
+    exe(layer / "middlewares" / "log")
+    config = load({**env, "_HANDLER": "app.h", "SLSMIDDLEWARES": "log"}, fn)
+    assert [(m.name, m.path, m.timeouts.after) for m in config.middlewares] == [
+        ("log", layer / "middlewares" / "log", 1.0)
+    ]
+
+
+def test_version_is_an_int(dirs: tuple[Path, Path, dict[str, str]]) -> None:
+    fn, _, env = dirs
+    (fn / "sor.yml").write_text("version: 1.0\nruntime: {handler: app.h}\n")
+    assert load(env, fn).version == 1

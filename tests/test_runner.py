@@ -1,0 +1,223 @@
+"""`sor run` as a real process against a real Runtime API server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from runtime_api_server import RuntimeApiServer
+
+HANDLERS = textwrap.dedent(
+    """
+    import os, signal, sys, time
+
+    def echo(event, context):
+        return {"event": event, "pid": os.getpid(), "trace": os.environ.get("_X_AMZN_TRACE_ID")}
+
+    def flaky(event, context):
+        if event.get("die") == "exit":
+            os._exit(3)
+        if event.get("die") == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if event.get("sleep"):
+            time.sleep(event["sleep"])
+        return {"pid": os.getpid()}
+    """
+)
+
+
+class Sor:
+    """A `sor run` process and the server it talks to."""
+
+    def __init__(self, root: Path, handler: str | None, **env: str) -> None:
+        self.server = RuntimeApiServer()
+        self.env = {
+            **os.environ,
+            "AWS_LAMBDA_RUNTIME_API": self.server.address,
+            "LAMBDA_TASK_ROOT": str(root),
+            "SOR_LAYER_DIR": str(root / "no-layer"),
+            "AWS_LAMBDA_FUNCTION_NAME": "fn",
+            **env,
+        }
+        self.env.pop("SOR_CONFIG", None)
+        if handler:
+            self.env["_HANDLER"] = handler
+        self.stderr_path = root / "sor.stderr"
+        with self.stderr_path.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "sor", "run"], cwd=root, env=self.env, stderr=err
+            )
+
+    def invoke(self, event: Any, **options: Any) -> Any:
+        return self.server.invoke(event, **options)
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(10)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.server.close()
+        return code
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "handlers.py").write_text(HANDLERS)
+    return tmp_path
+
+
+@pytest.fixture
+def sor_run(root: Path) -> Iterator[Any]:
+    started: list[Sor] = []
+
+    def start(handler: str | None = "handlers.echo", **env: str) -> Sor:
+        s = Sor(root, handler, **env)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+def test_success_and_one_log_line_per_invocation(sor_run: Any) -> None:
+    s = sor_run()
+    secret = "do-not-log-this-payload"
+    answers = [s.invoke({"secret": secret, "n": i}) for i in range(3)]
+    assert [a.kind for a in answers] == ["response"] * 3
+    body = answers[0].json()
+    assert body["event"] == {"secret": secret, "n": 0}
+    assert body["trace"].startswith("Root=1-")
+    assert s.stop() == 0
+    lines = [line for line in s.stderr.splitlines() if "\tinvocation" in line]
+    assert len(lines) == 3
+    assert all("outcome=success" in line and "handler_ms=" in line for line in lines)
+    assert secret not in s.stderr
+
+
+def test_json_log_format(sor_run: Any) -> None:
+    s = sor_run(AWS_LAMBDA_LOG_FORMAT="JSON")
+    answer = s.invoke({"n": 1}, request_id="req-json-1")
+    assert answer.kind == "response"
+    s.stop()
+    records = [json.loads(line) for line in s.stderr.splitlines() if line.startswith("{")]
+    invocations = [r for r in records if r.get("message") == "invocation"]
+    assert len(invocations) == 1
+    assert invocations[0]["requestId"] == "req-json-1"
+    assert invocations[0]["outcome"] == "success"
+
+
+@pytest.mark.parametrize(("die", "how"), [("exit", "exit code 3"), ("kill", "signal SIGKILL")])
+def test_crash_is_runtime_exited_and_next_succeeds(sor_run: Any, die: str, how: str) -> None:
+    s = sor_run("handlers.flaky")
+    first = s.invoke({}).json()["pid"]
+    crashed = s.invoke({"die": die})
+    assert crashed.kind == "error"
+    error = crashed.json()
+    assert error["errorType"] == "Sor.RuntimeExited"
+    assert how in error["errorMessage"] and "handlers.flaky" in error["errorMessage"]
+    assert crashed.headers["Lambda-Runtime-Function-Error-Type"] == "Sor.RuntimeExited"
+    assert error["requestId"]
+    after = s.invoke({})
+    assert after.kind == "response" and after.json()["pid"] != first
+
+
+def test_graceful_timeout_then_next_works(sor_run: Any) -> None:
+    s = sor_run("handlers.flaky")
+    assert s.invoke({}).kind == "response"  # sor is ready: the next event is not kept waiting
+    began = time.monotonic()
+    answer = s.invoke({"sleep": 30}, timeout=2)
+    assert time.monotonic() - began < 5
+    assert answer.kind == "error"
+    error = answer.json()
+    assert error["errorType"] == "Sor.Timeout"
+    assert "2.00 seconds" in error["errorMessage"] and "handlers.flaky" in error["errorMessage"]
+    assert s.invoke({}).kind == "response"
+
+
+def test_import_failure_is_posted_as_init_error(sor_run: Any) -> None:
+    s = sor_run("missing_module.handler")
+    answer = s.server.wait_init_error()
+    error = answer.json()
+    assert error["errorType"] == "Runtime.ImportModuleError"
+    assert "Unable to import module 'missing_module'" in error["errorMessage"]
+    assert answer.headers["Lambda-Runtime-Function-Error-Type"] == "Runtime.ImportModuleError"
+    assert s.proc.wait(10) == 1
+
+
+def test_config_error_lists_every_problem(sor_run: Any, root: Path) -> None:
+    (root / "sor.yml").write_text(
+        "version: 1\nruntime:\n  handler: handlers.echo\n  bogus: 1\nnonsense: true\n"
+    )
+    s = sor_run(None)
+    error = s.server.wait_init_error().json()
+    assert error["errorType"] == "Sor.ConfigError"
+    assert "bogus" in error["errorMessage"] and "nonsense" in error["errorMessage"]
+    assert s.proc.wait(10) == 1
+
+
+def test_event_that_is_not_json(sor_run: Any) -> None:
+    s = sor_run()
+    answer = s.invoke(b"{not json")
+    assert answer.kind == "error"
+    assert answer.json()["errorType"] == "Runtime.UnmarshalError"
+    assert s.invoke({"ok": 1}).kind == "response"
+
+
+def test_six_megabyte_round_trip(sor_run: Any) -> None:
+    s = sor_run()
+    data = "x" * (6 * 1000 * 1000 - 200)
+    answer = s.invoke({"d": data}, timeout=20)
+    assert answer.kind == "response"
+    assert answer.json()["event"]["d"] == data
+
+
+def test_sigterm_stops_the_language_runtime(sor_run: Any) -> None:
+    s = sor_run()
+    pid = s.invoke({}).json()["pid"]
+    assert Path(f"/proc/{pid}").exists()
+    assert s.stop() == 0
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not Path(f"/proc/{pid}").exists()
+
+
+def test_missing_runtime_api_is_a_usage_error(root: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_RUNTIME_API"}
+    done = subprocess.run(
+        [sys.executable, "-m", "sor", "run"], env=env, cwd=root, capture_output=True, timeout=10
+    )
+    assert done.returncode == 2
+    assert b"AWS_LAMBDA_RUNTIME_API" in done.stderr
+
+
+def test_unreachable_runtime_api_is_a_clear_error(root: Path) -> None:
+    server = RuntimeApiServer()
+    address = server.address
+    server.close()  # nothing listens there any more
+    env = {**os.environ, "AWS_LAMBDA_RUNTIME_API": address, "_HANDLER": "handlers.echo"}
+    env["LAMBDA_TASK_ROOT"] = str(root)
+    done = subprocess.run(
+        [sys.executable, "-m", "sor", "run"], env=env, cwd=root, capture_output=True, timeout=30
+    )
+    assert done.returncode == 1
+    assert f"Runtime API at {address} is unreachable".encode() in done.stderr
