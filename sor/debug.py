@@ -29,7 +29,7 @@ class DebugTarget:
     host: str
     port: int
 
-    def message(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """The ``debug`` member of the protocol's invoke message."""
         return {"host": self.host, "port": self.port}
 

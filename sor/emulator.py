@@ -72,6 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
+    server_version = "sor"
+    sys_version = ""
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # one line per request would drown the function's own logs

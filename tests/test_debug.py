@@ -84,7 +84,7 @@ def test_bad_values_are_refused_with_a_clear_warning(value: Any, problem: str) -
 def test_parse_accepts_ipv6_and_dicts() -> None:
     assert parse("[::1]:9229") == DebugTarget("::1", 9229)
     assert parse({"host": "127.0.0.1", "port": "9229"}) == DebugTarget("127.0.0.1", 9229)
-    assert DebugTarget("h", 1).message() == {"host": "h", "port": 1}
+    assert DebugTarget("h", 1).as_dict() == {"host": "h", "port": 1}
 
 
 def test_allow_list_of_names_and_networks() -> None:
@@ -158,7 +158,7 @@ def test_node_connects_out_and_the_inspector_answers(tmp_path: Path) -> None:
     with start("node", tmp_path, "index.handler") as adapter, listener:
         assert adapter.ready() == {"type": "ready"}
         message = {"type": "invoke", "id": "dbg", "event": event, "context": context("dbg")}
-        adapter.send({**message, "debug": target.message()})
+        adapter.send({**message, "debug": target.as_dict()})
         first, _ = listener.accept()
         with first:
             first.settimeout(10)

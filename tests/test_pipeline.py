@@ -277,7 +277,9 @@ def pipeline(*middlewares: Middleware) -> tuple[Pipeline, io.StringIO]:
     return Pipeline(middlewares, log=Log(stream), env=env), stream
 
 
-def run(p: Pipeline, handler: Any, payload: Any = None, budget: float = 10) -> tuple[Any, dict]:
+def run(
+    p: Pipeline, handler: Any, payload: Any = None, budget: float = 10
+) -> tuple[Any, dict[str, float]]:
     timings: dict[str, float] = {}
     now = time.monotonic()
     out = p.run(
@@ -435,7 +437,7 @@ def test_persistent_serves_a_thousand_calls_and_survives_a_kill(tmp_path: Path) 
     p, _ = pipeline(Middleware(name="pid", path=server, mode="persistent", hooks=("before",)))
     p.start()
     try:
-        seen = []
+        seen: list[int] = []
         for i in range(1000):
             if i == 500:
                 os.kill(seen[-1], signal.SIGKILL)

@@ -157,15 +157,21 @@ def lambda_env(root: Path, server: RuntimeApiServer, handler: str) -> dict[str, 
 
 
 def run_bootstrap(
-    argv: list[str], root: Path, handler: str, events: list[Any], **invoke: Any
+    argv: list[str],
+    root: Path,
+    handler: str,
+    events: list[Any],
+    stdout: Path | None = None,
+    **invoke: Any,
 ) -> list[Answer]:
     """Start one bootstrap against a fresh server; its answers to ``events`` (or init error)."""
     server = RuntimeApiServer()
+    out = stdout.open("wb") if stdout else subprocess.DEVNULL
     proc = subprocess.Popen(
         [*argv, handler] if "awslambdaric" in argv else argv,
         cwd=root,
         env=lambda_env(root, server, handler),
-        stdout=subprocess.DEVNULL,
+        stdout=out,
         stderr=subprocess.DEVNULL,
     )
     try:
@@ -187,6 +193,8 @@ def run_bootstrap(
             if proc.poll() is None:
                 proc.kill()
             server.close()
+            if stdout:
+                out.close()  # type: ignore[union-attr]
 
 
 SOR = [sys.executable, "-m", "sor", "run"]
@@ -331,6 +339,29 @@ def test_context_environment_and_stdin(own_root: Path) -> None:
     assert got["w3c"] == {"traceparent": "00-abc-def-01"}
     # The protocol pipes are not on fd 3 and 4 any more, where a handler could write to them.
     assert 3 not in got["fds"] or 4 not in got["fds"]
+
+
+def test_logging_module_gets_lambda_format(own_root: Path, tmp_path: Path) -> None:
+    (own_root / "logs.py").write_text(
+        textwrap.dedent(
+            """
+            import logging
+            logger = logging.getLogger()
+            logger.setLevel(logging.INFO)
+
+            def handler(event, context):
+                logger.info("hello %s", "there")
+                print("printed")
+                return 1
+            """
+        )
+    )
+    out = tmp_path / "stdout.txt"
+    (answer,) = run_bootstrap(SOR, own_root, "logs.handler", [{}], stdout=out, request_id="rq-9")
+    assert answer.json() == 1
+    lines = out.read_text().splitlines()
+    assert "printed" in lines
+    assert re.fullmatch(r"\[INFO\]\t\d{4}-\d\d-\d\dT[\d:.]+Z\trq-9\thello there", lines[0]), lines
 
 
 def test_cloudevent_signature(own_root: Path) -> None:

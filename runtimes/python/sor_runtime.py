@@ -142,6 +142,68 @@ class _Unbuffered:
         self._stream.flush()
 
 
+class _Logging:
+    """Lambda's log line format for the `logging` module, as awslambdaric installs it.
+
+    Installed only once user code has imported `logging` (sor itself never pays for it), and not
+    when that code already gave the root logger handlers of its own.
+    """
+
+    request_id = ""
+    done = False
+
+    @classmethod
+    def install(cls, env):
+        logging = sys.modules.get("logging")
+        if cls.done or logging is None:
+            return
+        cls.done = True
+        root = logging.getLogger()
+        if root.handlers:
+            return
+
+        class Handler(logging.Handler):
+            def emit(self, record):
+                record.aws_request_id = cls.request_id
+                try:
+                    sys.stdout.write(self.format(record))
+                except Exception:
+                    self.handleError(record)
+
+        handler = Handler()
+        if env.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON":
+            handler.setFormatter(_json_formatter(logging))
+        else:
+            text = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
+            handler.setFormatter(logging.Formatter(text, "%Y-%m-%dT%H:%M:%S"))
+        logging.Formatter.converter = time.gmtime
+        root.addHandler(handler)
+        level = {"TRACE": "DEBUG"}.get(env.get("AWS_LAMBDA_LOG_LEVEL", "").upper(), "")
+        level = level or env.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
+        if level in ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"):
+            root.setLevel(level)
+
+
+def _json_formatter(logging):
+    class JsonFormatter(logging.Formatter):
+        def format(self, record):
+            doc = {
+                "timestamp": self.formatTime(record, "%Y-%m-%dT%H:%M:%SZ"),
+                "level": record.levelname,
+                "message": record.getMessage(),
+                "logger": record.name,
+                "requestId": record.aws_request_id or None,
+            }
+            if record.exc_info:
+                doc["errorType"] = record.exc_info[0].__name__
+                doc["errorMessage"] = str(record.exc_info[1])
+                doc["stackTrace"] = traceback.format_tb(record.exc_info[2])
+            doc = {k: v for k, v in doc.items() if v is not None}
+            return json.dumps(doc, ensure_ascii=False, default=str) + "\n"
+
+    return JsonFormatter()
+
+
 def load_handler(spec):
     """The handler function named ``module.function`` or ``dir/module.function``."""
     try:
@@ -225,6 +287,7 @@ class Server:
         self._out = os.dup(out_fd)
         os.close(in_fd)
         os.close(out_fd)
+        self.env = env
         self.cloudevent = env.get("SOR_SIGNATURE") == "cloudevent"
         self.handler = None
         self._loop = None
@@ -245,6 +308,7 @@ class Server:
             log_error(error)
             self.send({"type": "init_error", "error": error})
             return 1
+        _Logging.install(self.env)
         self.send({"type": "ready"})
         for line in self._in:
             request = json.loads(line)
@@ -255,6 +319,8 @@ class Server:
     def invoke(self, request):
         request_id = request.get("id")
         ctx = request.get("context") or {}
+        _Logging.request_id = request_id or ""
+        _Logging.install(self.env)
         trace_id = ctx.get("trace_id")
         if trace_id:
             os.environ["_X_AMZN_TRACE_ID"] = trace_id

@@ -32,9 +32,15 @@ def function_dir(args: argparse.Namespace) -> Path:
     directory = Path(args.dir).resolve()
     if not directory.is_dir():
         raise UsageError(f"{args.dir}: not a directory")
-    if args.timeout <= 0:
-        raise UsageError(f"--timeout {args.timeout}: must be more than 0 seconds")
     return directory
+
+
+def function_timeout(args: argparse.Namespace) -> float:
+    """--timeout, which must be a positive number of seconds."""
+    timeout = float(args.timeout)
+    if not 0 < timeout < 86400:
+        raise UsageError(f"--timeout {args.timeout}: between 0 and 86400 seconds")
+    return timeout
 
 
 def configured_handler(directory: Path, env: Mapping[str, str]) -> str | None:
@@ -80,7 +86,8 @@ def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if len(event) > MAX_PAYLOAD:
         raise UsageError(f"--event: {len(event)} bytes; Lambda accepts at most {MAX_PAYLOAD}")
     handler = configured_handler(directory, fenv)
-    emulator = Emulator(directory, args.timeout, fenv, None, Log.from_env(fenv), handler=handler)
+    timeout = function_timeout(args)
+    emulator = Emulator(directory, timeout, fenv, None, Log.from_env(fenv), handler=handler)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # so that `finally` stops the bootstrap
     try:
         emulator.start()

@@ -9,7 +9,12 @@ import threading
 from collections.abc import Mapping
 from types import FrameType
 
-from sor.commands.local_invoke import configured_handler, function_dir, function_env
+from sor.commands.local_invoke import (
+    configured_handler,
+    function_dir,
+    function_env,
+    function_timeout,
+)
 from sor.errors import UsageError
 
 
@@ -35,7 +40,7 @@ def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     argv = bootstrap_argv(args.bootstrap)
     handler = configured_handler(directory, fenv) if argv is None else None
     log = Log.from_env(fenv)
-    emulator = Emulator(directory, args.timeout, fenv, argv, log, handler=handler)
+    emulator = Emulator(directory, function_timeout(args), fenv, argv, log, handler=handler)
     try:
         server = invoke_server(emulator, args.host, args.port)
     except OSError as exc:

@@ -1,0 +1,1 @@
+"""sor's benchmarks: `python -m bench` prints one table of figures against same-run baselines."""
