@@ -1,9 +1,9 @@
 """What one middleware hook costs: exec mode against a bare spawn, and persistent mode.
 
-Run: ``.venv/bin/python bench/middleware_bench.py [--runs N]``. Prints a table of p50/p99 latency
-per hook call. The "bare spawn" rows run the same executable through ``sor.process.run`` with the
-same input, so the difference is what sor's middleware layer adds (env, JSON encode/decode,
-result handling). Not a test: numbers depend on the machine.
+Run: ``.venv/bin/python -m bench.middleware_bench [--runs N]``, or ``python -m bench`` for the
+whole table. The baseline runs the same executable with the same input through the standard
+library's ``subprocess.run``, so the difference is all that sor adds (its spawn, env, JSON,
+result handling). Not a test: figures depend on the machine.
 """
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sor import process
+from bench.stats import Row, p, table
 from sor.config import Middleware
 from sor.logs import Log
-from sor.middleware import MAX_OUTPUT, ExecRunner, PersistentRunner, encode, hook_env
+from sor.middleware import ExecRunner, PersistentRunner, encode, hook_env
 
 EVENT = {"httpMethod": "GET", "path": "/items/7", "headers": {"accept": "application/json"}}
 CONTEXT = {"aws_request_id": "bench", "deadline_ms": 0, "function_name": "bench"}
@@ -43,50 +43,50 @@ def write_exe(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-def measure(fn: Callable[[], object], runs: int) -> tuple[float, float]:
-    """p50 and p99 of ``fn`` in milliseconds, after a few warm-up calls."""
+def samples(fn: Callable[[], object], runs: int) -> list[float]:
+    """Latencies of ``fn`` in milliseconds, after a few warm-up calls."""
     for _ in range(min(5, runs)):
         fn()
-    samples = []
+    out = []
     for _ in range(runs):
         began = time.perf_counter()
         fn()
-        samples.append((time.perf_counter() - began) * 1000)
-    cuts = statistics.quantiles(samples, n=100, method="inclusive")
-    return statistics.median(samples), cuts[98]
+        out.append((time.perf_counter() - began) * 1000)
+    return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=200, help="calls per exec-mode row")
-    parser.add_argument(
-        "--persistent-runs", type=int, default=2000, help="calls per persistent row"
-    )
-    args = parser.parse_args()
+def rows(runs: int) -> list[Row]:
+    """The middleware part of the table: exec hooks against a bare spawn, persistent hooks."""
     env = {"PATH": os.environ.get("PATH", os.defpath)}
     log = Log(io.StringIO())
-    rows: list[tuple[str, float, float]] = []
+    out: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for lang, text in (("sh", SH), ("python", PY)):
             exe = write_exe(folder, f"mw-{lang}", text)
             data = encode(EVENT)
-            argv = [str(exe), "before"]
             bare_env = hook_env(env, "before", CONTEXT)
 
             def bare(
-                argv: list[str] = argv, data: bytes = data, bare_env: dict[str, str] = bare_env
-            ) -> object:
-                return process.run(
-                    argv, env=bare_env, input=data, timeout=10, max_output=MAX_OUTPUT
+                exe: Path = exe, data: bytes = data, bare_env: dict[str, str] = bare_env
+            ) -> None:
+                # The baseline is the standard library's own spawn, not sor's process helper.
+                subprocess.run(
+                    [str(exe), "before"], input=data, env=bare_env, capture_output=True, check=True
                 )
 
             runner = ExecRunner(Middleware(name=lang, path=exe), log=log, env=env)
-            rows.append((f"bare spawn ({lang})", *measure(bare, args.runs)))
-            rows.append(
-                (
-                    f"exec hook ({lang})",
-                    *measure(lambda r=runner: r.call("before", EVENT, CONTEXT, 10), args.runs),
+            base = p(samples(bare, runs), 50)
+            hook = p(samples(lambda r=runner: r.call("before", EVENT, CONTEXT, 10), runs), 50)
+            out.append(
+                Row(
+                    f"exec hook p50, {lang}",
+                    hook,
+                    "ms",
+                    "bare spawn",
+                    base,
+                    "<= 1.2x (spawn + 0.3 ms)",
+                    hook <= 1.2 * (base + 0.3),
                 )
             )
         exe = write_exe(folder, "mw-persistent", PY_PERSISTENT)
@@ -95,21 +95,27 @@ def main() -> int:
         )
         persistent.start()
         try:
-            rows.append(
-                (
-                    "persistent hook (python)",
-                    *measure(
-                        lambda: persistent.call("before", EVENT, CONTEXT, 10),
-                        args.persistent_runs,
-                    ),
-                )
-            )
+            lat = samples(lambda: persistent.call("before", EVENT, CONTEXT, 10), runs * 5)
         finally:
             persistent.close()
-    width = max(len(name) for name, _, _ in rows)
-    print(f"{'one before hook':<{width}}  {'p50 ms':>8}  {'p99 ms':>8}")
-    for name, p50, p99 in rows:
-        print(f"{name:<{width}}  {p50:>8.3f}  {p99:>8.3f}")
+        out.append(
+            Row(
+                "persistent hook p50, python",
+                p(lat, 50),
+                "ms",
+                target="<= 0.2 ms",
+                met=p(lat, 50) <= 0.2,
+            )
+        )
+        out.append(Row("persistent hook p99, python", p(lat, 99), "ms"))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=200, help="calls per exec-mode row")
+    args = parser.parse_args()
+    print(table(rows(args.runs)))
     return 0
 
 

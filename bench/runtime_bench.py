@@ -117,17 +117,35 @@ def rows(runs: int, cold_runs: int) -> Sequence[Row]:
     min_lat, min_tput, _ = results["minimal loop"]
     ms = 1000.0
     out = [
-        Row("warm p50, sor", p(sor_lat, 50) * ms, "ms", "awslambdaric", p(ric_lat, 50) * ms,
-            "<= 1.15x", p(sor_lat, 50) <= 1.15 * p(ric_lat, 50)),
+        Row(
+            "warm p50, sor",
+            p(sor_lat, 50) * ms,
+            "ms",
+            "awslambdaric",
+            p(ric_lat, 50) * ms,
+            "<= 1.15x",
+            p(sor_lat, 50) <= 1.15 * p(ric_lat, 50),
+        ),
         Row("warm p50, sor", p(sor_lat, 50) * ms, "ms", "minimal loop", p(min_lat, 50) * ms),
         Row("warm p99, sor", p(sor_lat, 99) * ms, "ms", "awslambdaric", p(ric_lat, 99) * ms),
         Row("throughput, sor", sor_tput, "inv/s", "awslambdaric", ric_tput),
         Row("throughput, sor", sor_tput, "inv/s", "minimal loop", min_tput),
-        Row("cold start p50, sor", p(colds["sor"], 50) * ms, "ms", "awslambdaric",
-            p(colds["awslambdaric"], 50) * ms, "<= 2x",
-            p(colds["sor"], 50) <= 2 * p(colds["awslambdaric"], 50)),
-        Row("cold start p50, sor", p(colds["sor"], 50) * ms, "ms", "minimal loop",
-            p(colds["minimal loop"], 50) * ms),
+        Row(
+            "cold start p50, sor",
+            p(colds["sor"], 50) * ms,
+            "ms",
+            "awslambdaric",
+            p(colds["awslambdaric"], 50) * ms,
+            "<= 2x",
+            p(colds["sor"], 50) <= 2 * p(colds["awslambdaric"], 50),
+        ),
+        Row(
+            "cold start p50, sor",
+            p(colds["sor"], 50) * ms,
+            "ms",
+            "minimal loop",
+            p(colds["minimal loop"], 50) * ms,
+        ),
     ]
     ric_total = sum(ric_mem.values())
     for label, kb in sor_mem.items():

@@ -9,7 +9,6 @@ deadline less a margin to post the answer).
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import time
@@ -182,7 +181,7 @@ class Invoker:
         event = parse_event(inv.event)
         debug = None
         if isinstance(event, dict) and "_debugProxy" in event:
-            debug = self._debug(event)
+            debug = self._debug(event, inv.request_id)
         timings["parse"] = time.monotonic() - began
 
         def handler(payload: Any) -> Any:
@@ -208,16 +207,11 @@ class Invoker:
         timings["encode"] = time.monotonic() - encoded
         return body
 
-    def _debug(self, event: dict[str, Any]) -> Mapping[str, Any] | None:
-        try:
-            debug = importlib.import_module("sor.debug")
-        except ImportError:  # no debugging support in this build: leave the event alone
-            return None
-        target = debug.extract(event, self.config.debug, self.log)
-        if target is None:
-            return None
-        as_dict = getattr(target, "as_dict", None)
-        return as_dict() if callable(as_dict) else dict(vars(target))
+    def _debug(self, event: dict[str, Any], request_id: str) -> Mapping[str, Any] | None:
+        from sor import debug  # only events that carry `_debugProxy` pay for the policy
+
+        target = debug.extract(event, self.config.debug, self.log, request_id)
+        return target.as_dict() if target is not None else None
 
     def _per_record(self, event: Any, run: Callable[[Any], Any], request_id: str) -> Any:
         from sor import events  # only the cloudevent signature pays for the mapping

@@ -226,6 +226,8 @@ def build(
         epoch = archive.epoch_from(env)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if out.is_dir():
+        raise UsageError(f"--out {out}: is a folder, expected the zip file to write")
     if source is not None:
         check_source(source)
     with tempfile.TemporaryDirectory(prefix="sor-layer-") as staging:
@@ -240,8 +242,11 @@ def build(
             shutil.copytree(shipped, root / "middlewares", ignore=_ignore_caches)
         if source is not None:
             add_source(root, source, emit)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        written = archive.write_zip(root, out, epoch)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            written = archive.write_zip(root, out, epoch)
+        except OSError as exc:
+            raise PackageError(f"cannot write {out}: {exc.strerror or exc}") from None
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     return Layer(
         path=out,

@@ -259,6 +259,7 @@ SOURCES: dict[str, tuple[str, str, dict[str, str | None]]] = {
 
 def write_case(language: str, case: str, root: Path) -> str:
     """Write the function of ``case`` for ``language`` under ``root``; its handler."""
+    root.mkdir(parents=True, exist_ok=True)
     name, handler, sources = SOURCES[language]
     source = sources[case]
     if source is not None:
@@ -326,3 +327,70 @@ def _check_case(adapter: Adapter, case: str, root: Path) -> None:
         assert (FORGED % rid) in adapter.logs()
     else:
         raise ValueError(f"unknown case {case}")
+
+
+# --- the same matrix through `sor local invoke` (supervisor, runtime loop, embedded emulator) -----
+
+LOCAL_BLOB = 6 * 1024 * 1024 - 1024  # the whole request stays within Lambda's 6 MB
+
+
+def sor_config(language: str, handler: str) -> str:
+    """The sor.yml that runs ``handler`` with the adapter of ``language``."""
+    lines = ["version: 1", "runtime:", f"  language: {language}", f"  handler: {handler}"]
+    if language == "exec":
+        lines.append(f"  command: [{json.dumps(str(BASH_RUNTIME))}]")
+    return "\n".join(lines) + "\n"
+
+
+def local_invoke(
+    root: Path, event: Any, timeout: float = 10.0
+) -> tuple[int | None, bytes, tuple[str, ...]]:
+    """Run ``sor local invoke ROOT`` as a real process: exit status, stdout, stderr lines."""
+    from sor.process import run
+
+    event_file = root.parent / f"{root.name}.event.json"
+    event_file.write_text(json.dumps(event))
+    layer = root.parent / f"{root.name}.no-layer"
+    layer.mkdir(exist_ok=True)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "HOME": str(root.parent),
+        "SOR_LAYER_DIR": str(layer),
+    }
+    argv = [sys.executable, "-m", "sor", "local", "invoke", str(root)]
+    argv += ["--event", str(event_file), "--timeout", str(timeout)]
+    done = run(argv, env=env, input=b"", timeout=timeout + 30, max_output=64 << 20)
+    assert not done.timed_out, f"sor local invoke hung: {done.stderr_tail}"
+    return done.returncode, done.stdout, done.stderr_tail
+
+
+def local_invoke_case(language: str, case: str, root: Path) -> None:
+    """Run one matrix case through ``sor local invoke`` and check what must happen."""
+    handler = write_case(language, case, root)
+    write_files(root, {"sor.yml": sor_config(language, handler)})
+    event: Any = {"name": "sor"}
+    if case == "large":
+        event = {"blob": "z" * LOCAL_BLOB}
+    code, out, err = local_invoke(root, event, timeout=2.0 if case == "timeout" else 10.0)
+    if case in {"success", "large", "printing"}:
+        assert code == 0, (code, out[:500], err)
+        expected = {"success": {"hello": "sor"}, "large": event, "printing": {"genuine": True}}
+        assert json.loads(out) == expected[case]
+        if case == "printing":
+            assert any('"result":"forged"' in line for line in err), err
+        return
+    assert code == 1, (code, out[:500], err)
+    error = json.loads(out)
+    expected_type = {
+        "import_error": "Runtime.ImportModuleError",
+        "crash": "Sor.RuntimeExited",
+        "timeout": "Sor.Timeout",
+    }
+    if case == "handler_error":
+        assert "boom" in error["errorMessage"] or "exited with status 1" in error["errorMessage"]
+    else:
+        assert error["errorType"] == expected_type[case], error
+    if case == "timeout":
+        pid = int((root / "child.pid").read_text())
+        assert wait_gone(pid), "the handler's child outlived the graceful timeout"

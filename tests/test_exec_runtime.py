@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runtime_matrix import CASES, context, run_case, start, write_files
+from runtime_matrix import CASES, context, local_invoke_case, run_case, start, write_files
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -139,3 +139,8 @@ def test_closing_the_request_pipe_ends_the_runtime(tmp_path: Path) -> None:
     adapter = start("exec", tmp_path, "echo.sh")
     assert adapter.ready() == {"type": "ready"}
     assert adapter.close() == 0
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_matrix_through_sor_local_invoke(tmp_path: Path, case: str) -> None:
+    local_invoke_case("exec", case, tmp_path / "fn")

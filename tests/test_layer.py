@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from sor import archive, layer
+from sor.resources import data_path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "serverless"
@@ -111,6 +112,9 @@ def test_layer_layout(built: Path) -> None:
         assert (infos[name].external_attr >> 16) & 0o777 == 0o755, name
     assert (infos["python/sor/__init__.py"].external_attr >> 16) & 0o777 == 0o644
     assert config == (LAYER_SOURCE / "sor.yml").read_bytes()
+    shipped = [p.name for p in data_path("middlewares").iterdir() if os.access(p, os.X_OK)]
+    for name in shipped:  # sor looks for them in $SOR_LAYER_DIR/middlewares
+        assert (infos[f"middlewares/{name}"].external_attr >> 16) & 0o777 == 0o755, name
     for needed in (
         "python/sor/__main__.py",
         "python/sor/_data/runtimes/python/sor_runtime.py",
@@ -420,3 +424,32 @@ def test_unpacked_layer_runs_a_node_function(serve_layer: Invoker) -> None:
     assert isinstance(answer, dict), log
     assert answer["result"]["message"].startswith("hello layer from Node.js v"), log
     assert answer["requestId"] == answer["result"]["requestId"]
+
+
+def test_out_must_not_be_a_folder(tmp_path: Path) -> None:
+    done = sor("package", "--out", str(tmp_path), env=clean_env())
+    assert done.returncode == 2 and "is a folder" in done.stderr
+
+
+def test_layer_source_middlewares_win_and_are_checked(tmp_path: Path) -> None:
+    source, root = tmp_path / "src", tmp_path / "root"
+    (source / "middlewares" / "helpers").mkdir(parents=True)
+    (root / "middlewares").mkdir(parents=True)
+    (root / "middlewares" / "warmup").write_text("shipped")
+    (source / "middlewares" / "warmup").write_text("#!/bin/sh\n")
+    (source / "middlewares" / "warmup").chmod(0o755)
+    (source / "middlewares" / "plain").write_text("no execute bit")
+    (source / "middlewares" / "helpers" / "lib.sh").write_text("# sourced, not run")
+    (tmp_path / "outside").write_text("secret")
+    (source / "middlewares" / "link").symlink_to(tmp_path / "outside")
+    layer.check_source(source)
+    said: list[str] = []
+    layer.add_source(root, source, said.append)
+    assert (root / "middlewares" / "warmup").read_text() == "#!/bin/sh\n"
+    assert os.access(root / "middlewares" / "warmup", os.X_OK)
+    assert (root / "middlewares" / "helpers" / "lib.sh").is_file()
+    assert not (root / "middlewares" / "link").is_symlink()  # the file's content, not a link
+    assert not (root / "sor.yml").exists()
+    assert any("middlewares/warmup replaces the one shipped" in s for s in said), said
+    assert any("middlewares/plain is not executable" in s for s in said), said
+    assert not any("helpers" in s for s in said), said  # only middlewares themselves must run

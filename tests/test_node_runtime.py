@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runtime_matrix import CASES, context, pid_alive, run_case, start, wait_gone, write_files
+from runtime_matrix import (
+    CASES,
+    context,
+    local_invoke_case,
+    pid_alive,
+    run_case,
+    start,
+    wait_gone,
+    write_files,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 
@@ -428,3 +437,8 @@ exports.h = async () => {
         assert adapter.child.wait(5) is not None
         assert wait_gone(pid)
         assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_matrix_through_sor_local_invoke(tmp_path: Path, case: str) -> None:
+    local_invoke_case("node", case, tmp_path / "fn")

@@ -221,3 +221,57 @@ def test_unreachable_runtime_api_is_a_clear_error(root: Path) -> None:
     )
     assert done.returncode == 1
     assert f"Runtime API at {address} is unreachable".encode() in done.stderr
+
+
+def test_debug_proxy_is_removed_when_debugging_is_off(sor_run: Any) -> None:
+    s = sor_run()
+    answer = s.invoke({"a": 1, "_debugProxy": "10.0.0.1:9229"})
+    assert answer.json()["event"] == {"a": 1}
+    s.stop()
+    assert "_debugProxy ignored" in s.stderr
+
+
+def test_middlewares_run_around_the_handler(sor_run: Any, root: Path) -> None:
+    mw = root / "middlewares" / "replace"
+    mw.parent.mkdir()
+    mw.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in\n'
+        "  before) cat >/dev/null; echo '{\"replaced\": true}' ;;\n"
+        "  *) cat ;;\n"
+        "esac\n"
+    )
+    mw.chmod(0o755)
+    (root / "sor.yml").write_text(
+        "version: 1\nruntime:\n  handler: handlers.echo\nmiddlewares:\n  - name: replace\n"
+    )
+    s = sor_run(None)
+    answer = s.invoke({"original": True})
+    assert answer.kind == "response", answer.body
+    assert answer.json()["event"] == {"replaced": True}
+    s.stop()
+    line = next(x for x in s.stderr.splitlines() if "\tinvocation" in x)
+    assert "before:replace_ms=" in line and "handler_ms=" in line
+
+
+def test_through_the_embedded_emulator(root: Path) -> None:
+    import io
+
+    from sor.emulator import Emulator
+    from sor.logs import Log
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SOR_", "_HANDLER"))}
+    env["SOR_LAYER_DIR"] = str(root / "no-layer")
+    emulator = Emulator(
+        root, timeout=1.0, env=env, handler="handlers.flaky", log=Log(io.StringIO())
+    )
+    emulator.start()
+    try:
+        ok = emulator.invoke(b"{}")
+        assert ok.status == 200 and ok.function_error is None
+        timed_out = emulator.invoke(b'{"sleep": 30}')
+        assert timed_out.error_type() == "Sor.Timeout"
+        assert b"after 1.00 seconds" in timed_out.body
+        assert emulator.invoke(b"{}").function_error is None
+    finally:
+        emulator.stop()
