@@ -145,6 +145,10 @@ class LanguageRuntime:
         killed and started again at the next call.
         """
         if not self.running:
+            if self.starts:
+                self.log.warning(
+                    f"restarting the {self.name}", str(context.get("aws_request_id", ""))
+                )
             self.start(deadline)
         assert self._child is not None and self._request_w is not None
         request_id = str(context.get("aws_request_id", ""))
@@ -204,7 +208,7 @@ class LanguageRuntime:
             raise self._broken(f"wrote {e}") from None
         try:
             message = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise self._broken(f"wrote a line that is not JSON: {line[:80]!r}") from None
         if not isinstance(message, dict):
             raise self._broken(f"wrote a message that is not an object: {line[:80]!r}")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sor import archive, process
-from sor.errors import SorError, UsageError
+from sor.errors import ConfigError, SorError, UsageError
 from sor.resources import data_path
 
 _ARCH_OF_MACHINE = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
@@ -189,7 +189,6 @@ def check_source(source: Path) -> None:
     if not config.is_file() and not (source / "middlewares").is_dir():
         raise UsageError(f"{source} has neither a sor.yml nor a middlewares/ folder to add")
     if config.is_file():
-        from sor.errors import ConfigError
         from sor.loader import check_file
 
         _, problems = check_file(config)

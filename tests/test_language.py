@@ -299,3 +299,39 @@ def test_thousand_invocations_leak_nothing(task_root: Path) -> None:
         rt.stop()
         api.close()
         server.close()
+
+
+class _BrokenPipeline:
+    """A pipeline with a bug: the invoker must still answer, and keep answering."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def run(self, payload: Any, context: Any, handler: Any, *args: Any) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("a bug in the pipeline")
+        return handler(payload)
+
+
+def test_an_unexpected_exception_still_gets_one_answer(task_root: Path) -> None:
+    server = RuntimeApiServer()
+    api = RuntimeApiClient(server.address)
+    rt = python_runtime(task_root, "handlers.echo")
+    log = io.StringIO()
+    invoker = Invoker(
+        Config(), rt, api, log=Log(log), env=dict(os.environ), pipeline=_BrokenPipeline()
+    )
+    try:
+        first, second = server.submit({"n": 1}), server.submit({"n": 2})
+        assert invoker.handle(api.next()) == "Sor.Error"
+        assert invoker.handle(api.next()) == "success"
+        error = server.wait_answer(first).json()
+        assert error["errorType"] == "Sor.Error"
+        assert "RuntimeError: a bug in the pipeline" in error["errorMessage"]
+        assert server.wait_answer(second).json()["event"] == {"n": 2}
+        assert log.getvalue().count("\tinvocation") == 2
+    finally:
+        rt.stop()
+        api.close()
+        server.close()
