@@ -22,6 +22,7 @@ from sor.config import (
     Timeouts,
 )
 from sor.errors import Problem
+from sor.resources import data_path
 from sor.rules import PathKey, duration_seconds, handler_problem, name_problem
 
 if TYPE_CHECKING:
@@ -215,7 +216,12 @@ class _Builder:
         if isinstance(explicit, str):
             candidates = [Path(os.path.normpath(here / explicit))]
         else:
-            candidates = [self.root / "middlewares" / name, self.layer / "middlewares" / name]
+            # The function's folder, the layer's, then the middlewares that ship with sor
+            # (in a layer built by `sor package` the last two are the same folder).
+            folders = [self.root / "middlewares", self.layer / "middlewares"]
+            shipped = data_path("middlewares")
+            folders += [shipped] if shipped not in folders else []
+            candidates = [folder / name for folder in folders]
         for candidate in candidates:
             if candidate.is_file():
                 if not os.access(candidate, os.X_OK):

@@ -143,6 +143,9 @@ class Sandbox:
         for pid in boot.descendants:  # children that left the group (e.g. `sor run`'s runtime)
             _kill_pid(pid)
         self._cv.wait_for(lambda: boot.ended, 5.0)
+        # SIGKILL is asynchronous: wait (briefly) until they are really gone, so that nothing of
+        # this bootstrap still runs when the next one starts or the emulator has stopped.
+        self._cv.wait_for(lambda: not any(map(_running, boot.descendants)), 1.0)
         if self._boot is boot:
             self._boot = None
         self._cv.notify_all()
@@ -355,6 +358,16 @@ def _descendants(root: int) -> set[int]:
                 found.add(pid)
                 todo.append(pid)
     return found
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 :][:1] != b"Z"
 
 
 def _kill_pid(pid: int) -> None:

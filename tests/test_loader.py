@@ -9,6 +9,7 @@ import pytest
 from sor.config import HookTimeouts
 from sor.errors import ConfigError
 from sor.loader import check_file, discover, load, load_with_origins, merge
+from sor.resources import data_path
 
 
 def exe(path: Path) -> Path:
@@ -168,10 +169,24 @@ def test_unfound_and_not_executable(dirs: tuple[Path, Path, dict[str, str]]) -> 
     ]
     assert problems[0].message == (
         f"middleware 'ghost' not found: there is no {fn}/middlewares/ghost nor "
-        f"{layer}/middlewares/ghost"
+        f"{layer}/middlewares/ghost nor {data_path('middlewares')}/ghost"
     )
     assert "is not executable (chmod +x" in problems[1].message
     assert f"there is no {fn.parent}/elsewhere/far" in problems[2].message
+
+
+def test_shipped_middlewares_are_the_last_resort(
+    dirs: tuple[Path, Path, dict[str, str]],
+) -> None:
+    fn, _, env = dirs
+    (fn / "sor.yml").write_text(
+        "version: 1\nruntime: {handler: app.h}\nmiddlewares: [{name: warmup}]\n"
+    )
+    assert load(env, fn).middlewares[0].path == data_path("middlewares", "warmup")
+    (fn / "middlewares").mkdir()
+    (fn / "middlewares" / "warmup").write_text("#!/bin/sh\n")
+    (fn / "middlewares" / "warmup").chmod(0o755)
+    assert load(env, fn).middlewares[0].path == fn / "middlewares" / "warmup"
 
 
 def test_env_list_replaces_and_orders(dirs: tuple[Path, Path, dict[str, str]]) -> None:

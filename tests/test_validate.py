@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sor.cli import main
+from sor.resources import data_path
 
 REPO = Path(__file__).resolve().parent.parent
 H = "version: 1\nruntime: {handler: app.handler}\n"  # a valid head: 2 lines
@@ -436,7 +437,8 @@ def test_discovered_config_includes_resolution(
     assert code == 1
     assert out == (
         f"{fn}/sor.yml:4:11: middlewares[0].name: middleware 'ghost' not found: there is no "
-        f"{fn}/middlewares/ghost nor {tmp_path}/layer/middlewares/ghost\n"
+        f"{fn}/middlewares/ghost nor {tmp_path}/layer/middlewares/ghost nor "
+        f"{data_path('middlewares')}/ghost\n"
     )
     (fn / "middlewares").mkdir()
     (fn / "middlewares" / "ghost").write_text("#!/bin/sh\ncat\n")
