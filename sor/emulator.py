@@ -83,7 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return self._read_chunked(limit)
         try:
-            length = int(self.headers.get("Content-Length") or 0)
+            length = max(0, int(self.headers.get("Content-Length") or 0))
         except ValueError:
             length = 0
         if length <= limit:

@@ -1,7 +1,7 @@
 """The emulated Lambda sandbox: one bootstrap process and one invocation at a time.
 
 The state here is what the Runtime API server (in ``sor.emulator``) and the invoke callers share:
-the bootstrap process and its generation, the invocation in flight, and its answer. Callers of
+the current bootstrap process, the invocation in flight, and its answer. Callers of
 ``invoke`` are queued; each gets exactly one ``InvokeResult``, whatever the bootstrap does (answer,
 fail, time out, die, never start). A bootstrap that times out or dies is killed with everything it
 started and is started again for the next invocation, as Lambda resets a sandbox.
@@ -57,7 +57,6 @@ class _Bootstrap:
     """A started bootstrap; ``code`` is set by its watcher once it has ended and been reaped."""
 
     child: process.Child
-    generation: int
     pump: process.LogPump
     code: int | None = None
     ended: bool = False
@@ -87,7 +86,6 @@ class Sandbox:
         self._tickets = 0  # invocations run one at a time, first come first served
         self._turn = 0
         self._boot: _Bootstrap | None = None
-        self._generation = 0
         self._current: Invocation | None = None
         self._answered: collections.deque[str] = collections.deque(maxlen=16)
         self._stopping = False
@@ -100,7 +98,7 @@ class Sandbox:
             self._spawn()
 
     def _spawn(self) -> None:
-        """Start a new generation of the bootstrap; the caller holds ``_cv``."""
+        """Start a new bootstrap; the caller holds ``_cv``."""
         read_fd, write_fd = process.make_pipe()
         try:
             child = process.spawn(
@@ -117,8 +115,7 @@ class Sandbox:
             os.close(write_fd)
         pump = process.LogPump(read_fd, self.log.raw)  # the function's logs, as Lambda shows them
         pump.start()
-        self._generation += 1
-        boot = _Bootstrap(child, self._generation, pump)
+        boot = _Bootstrap(child, pump)
         self._boot = boot
         threading.Thread(target=self._watch, args=(boot,), daemon=True, name="sor-watch").start()
 
@@ -145,7 +142,9 @@ class Sandbox:
         self._cv.wait_for(lambda: boot.ended, 5.0)
         # SIGKILL is asynchronous: wait (briefly) until they are really gone, so that nothing of
         # this bootstrap still runs when the next one starts or the emulator has stopped.
-        self._cv.wait_for(lambda: not any(map(_running, boot.descendants)), 1.0)
+        until = time.monotonic() + 1.0
+        while any(map(_running, boot.descendants)) and time.monotonic() < until:
+            self._cv.wait(0.01)
         if self._boot is boot:
             self._boot = None
         self._cv.notify_all()

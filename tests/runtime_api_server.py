@@ -121,7 +121,9 @@ class RuntimeApiServer:
 
     def __init__(self) -> None:
         self._server = _Server()
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
 
     @property

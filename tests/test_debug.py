@@ -9,11 +9,13 @@ import os
 import shutil
 import socket
 import struct
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from runtime_matrix import context, start, write_files
+from runtime_matrix import context, local_invoke, sor_config, start, write_files
 
 from sor.config import DebugSettings
 from sor.debug import DebugTarget, allowed, extract, parse
@@ -145,6 +147,39 @@ def _ws_text(text: str) -> bytes:
     return header + mask + masked
 
 
+def _debugger_session(listener: socket.socket) -> list[dict[str, Any]]:
+    """Act as a debugger behind the relay: list the targets, attach, let the handler run."""
+    first, _ = listener.accept()
+    with first:
+        first.settimeout(10)
+        first.sendall(b"GET /json/list HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        head, body = _recv_http(first)
+    assert head.startswith("HTTP/1.")
+    targets: list[dict[str, Any]] = json.loads(body)
+    ws_url = targets[0]["webSocketDebuggerUrl"]
+    assert ws_url.startswith("ws://")
+    # The handler waits for the debugger: attach as DevTools does and let it run.
+    second, _ = listener.accept()
+    with second:
+        second.settimeout(10)
+        path = "/" + ws_url.split("/", 3)[3]
+        key = base64.b64encode(os.urandom(16)).decode()
+        second.sendall(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        upgrade = b""
+        while b"\r\n\r\n" not in upgrade:
+            upgrade += second.recv(4096)
+        assert b" 101 " in upgrade.split(b"\r\n")[0]
+        second.sendall(_ws_text('{"id":1,"method":"Runtime.runIfWaitingForDebugger"}'))
+        time.sleep(0.2)  # keep the session open while the handler runs
+    return targets
+
+
 @needs_node
 def test_node_connects_out_and_the_inspector_answers(tmp_path: Path) -> None:
     write_files(tmp_path, {"index.js": HANDLER})
@@ -159,34 +194,9 @@ def test_node_connects_out_and_the_inspector_answers(tmp_path: Path) -> None:
         assert adapter.ready() == {"type": "ready"}
         message = {"type": "invoke", "id": "dbg", "event": event, "context": context("dbg")}
         adapter.send({**message, "debug": target.as_dict()})
-        first, _ = listener.accept()
-        with first:
-            first.settimeout(10)
-            first.sendall(b"GET /json/list HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            head, body = _recv_http(first)
-        assert head.startswith("HTTP/1.")
-        targets = json.loads(body)
-        ws_url = targets[0]["webSocketDebuggerUrl"]
-        assert ws_url.startswith("ws://")
-        # The handler waits for the debugger: attach as DevTools does and let it run.
-        second, _ = listener.accept()
-        with second:
-            second.settimeout(10)
-            path = "/" + ws_url.split("/", 3)[3]
-            key = base64.b64encode(os.urandom(16)).decode()
-            second.sendall(
-                (
-                    f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                    "Sec-WebSocket-Version: 13\r\n\r\n"
-                ).encode()
-            )
-            upgrade = b""
-            while b"\r\n\r\n" not in upgrade:
-                upgrade += second.recv(4096)
-            assert b" 101 " in upgrade.split(b"\r\n")[0]
-            second.sendall(_ws_text('{"id":1,"method":"Runtime.runIfWaitingForDebugger"}'))
-            answer = adapter.recv(10)
+        targets = _debugger_session(listener)
+        answer = adapter.recv(10)
+        assert targets[0]["type"] == "node"
         assert answer == {"type": "result", "id": "dbg", "result": {"keys": ["a"]}}
         # The bridge is gone once the invocation has answered; the runtime keeps serving.
         assert adapter.invoke({"b": 2}, "next") == {
@@ -194,6 +204,39 @@ def test_node_connects_out_and_the_inspector_answers(tmp_path: Path) -> None:
             "id": "next",
             "result": {"keys": ["b"]},
         }
+
+
+@needs_node
+def test_debugging_through_sor_local_invoke(tmp_path: Path) -> None:
+    root = tmp_path / "fn"
+    write_files(
+        root,
+        {
+            "index.js": HANDLER,
+            "sor.yml": sor_config("node", "index.handler")
+            + "debug:\n  enabled: true\n  allow: [127.0.0.0/8]\n",
+        },
+    )
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(15)
+    port = listener.getsockname()[1]
+    outcome: dict[str, Any] = {}
+
+    def debugger() -> None:
+        try:
+            outcome["targets"] = _debugger_session(listener)
+        except Exception as exc:  # reported by the main thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=debugger, daemon=True)
+    thread.start()
+    with listener:
+        code, out, err = local_invoke(root, {"_debugProxy": f"127.0.0.1:{port}", "a": 1}, 20)
+        thread.join(10)
+    assert "error" not in outcome, outcome
+    assert code == 0, (code, out, err)
+    assert json.loads(out) == {"keys": ["a"]}  # the handler never saw _debugProxy
+    assert outcome["targets"][0]["webSocketDebuggerUrl"]
 
 
 @needs_node

@@ -67,6 +67,11 @@ PROBE = textwrap.dedent(
                                 {"Lambda-Runtime-Function-Error-Type": "Probe.Error"})
         elif action == "echo":
             call("POST", f"/invocation/{rid}/response", body)
+        elif action == "chunked":
+            parts = iter([b'{"chunked": ', b'"' + b"c" * event["size"] + b'"', b"}"])
+            conn.request("POST", f"/2018-06-01/runtime/invocation/{rid}/response", body=parts,
+                         encode_chunked=True)
+            r = conn.getresponse(); r.read(); previous["chunked"] = r.status
         elif action == "spawn":
             import subprocess
             child = subprocess.Popen(["sleep", "300"], start_new_session=True)
@@ -249,6 +254,14 @@ def test_killed_mid_invocation_then_next_works(tmp_path: Path) -> None:
         assert invoke_json(emulator, {"action": "echo", "x": 2}) == {"action": "echo", "x": 2}
     finally:
         emulator.stop()
+
+
+def test_chunked_responses_and_their_size_limit(probe: Emulator) -> None:
+    result = probe.invoke(b'{"action": "chunked", "size": 3}')
+    assert (result.status, result.body) == (200, b'{"chunked": "ccc"}')
+    result = probe.invoke(b'{"action": "chunked", "size": 6291556}')
+    assert json.loads(result.body)["errorType"] == "Function.ResponseSizeTooLarge"
+    assert invoke_json(probe, {"action": "report"})["previous"] == {"chunked": 413}
 
 
 def test_oversized_event_is_refused(probe: Emulator) -> None:

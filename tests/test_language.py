@@ -145,14 +145,17 @@ def test_a_dead_runtime_is_reported_and_restarted(task_root: Path, handler: str,
 
 
 def test_killed_between_invocations_then_next_works(task_root: Path) -> None:
-    rt = python_runtime(task_root, "handlers.echo")
+    log = io.StringIO()
+    rt = python_runtime(task_root, "handlers.echo", Log(log))
     try:
         rt.start(now_plus(10))
         assert rt.pid is not None
         os.kill(rt.pid, signal.SIGKILL)
-        with pytest.raises(RuntimeExited, match="signal SIGKILL"):
-            rt.invoke({}, ctx("r1"), now_plus(5))
+        assert _gone(rt.pid)
+        # The invocation was not running when the runtime died: it gets a fresh runtime.
         assert rt.invoke({"x": 1}, ctx("r2"), now_plus(5)) == {"event": {"x": 1}, "id": "r2"}
+        assert rt.starts == 2
+        assert "restarting the python language runtime" in log.getvalue()
     finally:
         rt.stop()
 

@@ -1,144 +1,15 @@
 #!/usr/bin/env node
 'use strict';
 // sor's language runtime adapter for Node.js 18+ (protocol version 1, see runtimes/PROTOCOL.md).
-// Plain Node with no dependencies: it loads the handler once, then answers invoke messages read
-// as JSON lines from fd 3 with JSON lines on fd 4. stdout and stderr stay the function's logs.
+// Plain Node with no dependencies: it loads the handler once (loader.js), then answers invoke
+// messages read as JSON lines from fd 3 with JSON lines on fd 4; stdout and stderr stay the
+// function's logs. Remote debugging (debug.js, bridge.js) is loaded only when asked for.
 
 const fs = require('fs');
 const net = require('net');
-const path = require('path');
 const readline = require('readline');
-const util = require('util');
-const { pathToFileURL } = require('url');
-
-// Lambda's own error classes: the class name prefixed with "Runtime." is the errorType.
-function lambdaError(name) {
-  const cls = class extends Error {};
-  Object.defineProperty(cls, 'name', { value: name });
-  cls.prototype.name = `Runtime.${name}`;
-  return cls;
-}
-const ImportModuleError = lambdaError('ImportModuleError');
-const HandlerNotFound = lambdaError('HandlerNotFound');
-const MalformedHandlerName = lambdaError('MalformedHandlerName');
-const UserCodeSyntaxError = lambdaError('UserCodeSyntaxError');
-const UnhandledPromiseRejection = lambdaError('UnhandledPromiseRejection');
-
-const CONNECT_WAIT_MS = 5000; // how long a debug invocation waits for its bridge to connect
-const MAX_BRIDGE_CONNECTIONS = 16;
-
-// ---------------------------------------------------------------------------------------------
-// Errors, formatted as Node's Lambda runtime formats them (its "trace" is our "stackTrace").
-
-function isErrorLike(value) {
-  return (
-    util.types.isNativeError(value) ||
-    (value !== null &&
-      typeof value === 'object' &&
-      typeof value.name === 'string' &&
-      typeof value.message === 'string')
-  );
-}
-
-function errorPayload(err) {
-  try {
-    if (isErrorLike(err)) {
-      return {
-        errorType: String(err.name),
-        errorMessage: String(err.message),
-        stackTrace: typeof err.stack === 'string' ? err.stack.split('\n') : [],
-      };
-    }
-    return { errorType: typeof err, errorMessage: String(err), stackTrace: [] };
-  } catch (_) {
-    return {
-      errorType: 'handled',
-      errorMessage:
-        'callback called with Error argument, but there was a problem while retrieving one or ' +
-        'more of its message, name, and stack',
-      stackTrace: [],
-    };
-  }
-}
-
-// A loader error wrapping the user's error: its message is the original error as a string.
-function wrapError(Cls, cause) {
-  const err = new Cls(String(cause));
-  if (cause && typeof cause.stack === 'string') {
-    const frames = cause.stack.split('\n').filter((line) => /^\s+at /.test(line));
-    err.stack = [`${err.name}: ${err.message}`, ...frames].join('\n');
-  }
-  return err;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Loading the handler: "dir/file.export" (the export may be a dotted path), as Lambda does.
-
-function packageIsModule(dir) {
-  for (let current = dir; ; current = path.dirname(current)) {
-    const file = path.join(current, 'package.json');
-    if (fs.existsSync(file)) {
-      try {
-        return JSON.parse(fs.readFileSync(file, 'utf8')).type === 'module';
-      } catch (_) {
-        return false;
-      }
-    }
-    if (path.dirname(current) === current) return false;
-  }
-}
-
-async function loadFile(file) {
-  const ext = path.extname(file);
-  if (ext === '.mjs' || (ext === '.js' && packageIsModule(path.dirname(file)))) {
-    return import(pathToFileURL(file).href);
-  }
-  return require(file);
-}
-
-async function importModule(dir, name) {
-  for (const ext of ['.js', '.mjs', '.cjs']) {
-    const file = path.join(dir, name + ext);
-    if (fs.existsSync(file) && fs.statSync(file).isFile()) return loadFile(file);
-  }
-  // No such file: a package (node_modules or a folder), resolved from the handler's folder.
-  return loadFile(require.resolve(name, { paths: [dir] }));
-}
-
-async function loadHandler(root, handlerString) {
-  if (!handlerString) {
-    throw new MalformedHandlerName('no handler: SOR_HANDLER is empty');
-  }
-  if (handlerString.includes('..') || path.isAbsolute(handlerString)) {
-    throw new MalformedHandlerName(
-      `'${handlerString}' is not a valid handler name: it must stay inside the task root`,
-    );
-  }
-  const base = path.basename(handlerString);
-  const moduleRoot = handlerString.slice(0, handlerString.length - base.length);
-  const match = /^([^.]*)\.(.*)$/.exec(base);
-  if (!match || !match[1] || !match[2]) {
-    throw new MalformedHandlerName(`Bad handler ${handlerString}`);
-  }
-  let mod;
-  try {
-    mod = await importModule(path.resolve(root, moduleRoot), match[1]);
-  } catch (err) {
-    if (err instanceof SyntaxError) throw wrapError(UserCodeSyntaxError, err);
-    if (err && (err.code === 'MODULE_NOT_FOUND' || err.code === 'ERR_MODULE_NOT_FOUND')) {
-      throw wrapError(ImportModuleError, err);
-    }
-    throw err;
-  }
-  const func = match[2].split('.').reduce((obj, key) => (obj == null ? undefined : obj[key]), mod);
-  if (func === undefined || func === null) {
-    throw new HandlerNotFound(`${handlerString} is undefined or not exported`);
-  }
-  if (typeof func !== 'function') {
-    throw new HandlerNotFound(`${handlerString} is not a function`);
-  }
-  return func;
-}
+const { UnhandledPromiseRejection, errorPayload } = require('./errors.js');
+const { loadHandler } = require('./loader.js');
 
 // ---------------------------------------------------------------------------------------------
 // The protocol channel.
@@ -268,90 +139,6 @@ function runHandler(handler, event, ctx) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Remote debugging: the inspector listens on 127.0.0.1 only, and a bridge running in a worker
-// thread (so it keeps moving bytes while the main thread is paused at a breakpoint) connects OUT
-// to the debugger's host:port. The bridge keeps one idle connection ready, because a debugger
-// opens several (an HTTP request for /json/list, then the WebSocket).
-
-const BRIDGE = `
-const { parentPort, workerData } = require('worker_threads');
-const net = require('net');
-const { host, port, inspectorPort, maxConnections } = workerData;
-let opened = 0;
-let connectedOnce = false;
-function openOne() {
-  if (opened >= maxConnections) return;
-  opened++;
-  const remote = net.connect({ host, port });
-  let local = null;
-  remote.on('connect', () => {
-    if (!connectedOnce) {
-      connectedOnce = true;
-      parentPort.postMessage({ type: 'connected' });
-    }
-  });
-  remote.once('data', (chunk) => {
-    remote.pause();
-    openOne();
-    local = net.connect(inspectorPort, '127.0.0.1');
-    local.on('error', () => remote.destroy());
-    local.on('close', () => remote.destroy());
-    local.write(chunk);
-    remote.pipe(local);
-    local.pipe(remote);
-  });
-  remote.on('error', (err) => {
-    if (!connectedOnce) parentPort.postMessage({ type: 'failed', error: err.message });
-  });
-  remote.on('close', () => {
-    if (local) local.destroy();
-    else if (connectedOnce) { opened--; setTimeout(openOne, 200); } // idle one dropped: renew
-  });
-}
-openOne();
-`;
-
-async function startDebugging(target) {
-  const where = `${target.host}:${target.port}`;
-  const inspector = require('inspector');
-  const { Worker } = require('worker_threads');
-  if (!inspector.url()) inspector.open(0, '127.0.0.1', false);
-  const inspectorPort = Number(new URL(inspector.url()).port);
-  const worker = new Worker(BRIDGE, {
-    eval: true,
-    workerData: {
-      host: target.host,
-      port: Number(target.port),
-      inspectorPort,
-      maxConnections: MAX_BRIDGE_CONNECTIONS,
-    },
-  });
-  const first = await new Promise((resolve) => {
-    const timer = setTimeout(
-      () => resolve({ type: 'failed', error: `no connection within ${CONNECT_WAIT_MS} ms` }),
-      CONNECT_WAIT_MS,
-    );
-    worker.once('message', (msg) => {
-      clearTimeout(timer);
-      resolve(msg);
-    });
-    worker.once('error', (err) => {
-      clearTimeout(timer);
-      resolve({ type: 'failed', error: String(err) });
-    });
-  });
-  worker.on('error', (err) => console.error(`sor: debugger bridge failed: ${err.message}`));
-  if (first.type !== 'connected') {
-    console.error(`sor: debugger at ${where} unreachable (${first.error}); running without it`);
-    await worker.terminate();
-    return null;
-  }
-  console.error(`sor: connected to the debugger at ${where}; waiting for it to attach`);
-  inspector.waitForDebugger(); // returns once the debugger sends Runtime.runIfWaitingForDebugger
-  return worker;
-}
-
-// ---------------------------------------------------------------------------------------------
 // The loop.
 
 let current = null; // the outcome of the running invocation, for uncaught errors
@@ -379,7 +166,7 @@ async function invoke(handler, message) {
   let bridge = null;
   if (message.debug && message.debug.host && message.debug.port) {
     try {
-      bridge = await startDebugging(message.debug);
+      bridge = await require('./debug.js').startDebugging(message.debug);
     } catch (err) {
       console.error(`sor: remote debugging failed: ${err.message}`);
     }
