@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import sys
+import types
 
 
 def main() -> None:
@@ -26,7 +27,8 @@ def main() -> None:
         reply = conn.getresponse()
         event = json.loads(reply.read())
         request_id = reply.getheader("Lambda-Runtime-Aws-Request-Id")
-        body = json.dumps(handler(event, None)).encode()
+        context = types.SimpleNamespace(aws_request_id=request_id)
+        body = json.dumps(handler(event, context)).encode()
         conn.request("POST", f"{base}/{request_id}/response", body=body)
         conn.getresponse().read()
 

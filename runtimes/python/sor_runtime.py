@@ -28,35 +28,33 @@ class Fault(Exception):
         self.trace = trace
 
 
-class CognitoIdentity:
-    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+def _record(name, fields):
+    """A class with ``fields`` as slots and awslambdaric's ``Name([a=1,b=2])`` repr."""
 
     def __repr__(self):
-        return (
-            f"CognitoIdentity([cognito_identity_id={self.cognito_identity_id},"
-            f"cognito_identity_pool_id={self.cognito_identity_pool_id}])"
-        )
+        return f"{name}([" + ",".join(f"{f}={getattr(self, f, None)}" for f in fields) + "])"
+
+    return type(name, (), {"__slots__": fields, "__repr__": __repr__})
 
 
-class Client:
-    __slots__ = (  # noqa: RUF023 - the order of the repr
-        "installation_id",
-        "app_title",
-        "app_version_name",
-        "app_version_code",
-        "app_package_name",
-    )
-
-    def __repr__(self):
-        fields = ",".join(f"{name}={getattr(self, name)}" for name in self.__slots__)
-        return f"Client([{fields}])"
-
-
-class ClientContext:
-    __slots__ = ("custom", "env", "client")  # noqa: RUF023 - the order of the repr
-
-    def __repr__(self):
-        return f"ClientContext([custom={self.custom},env={self.env},client={self.client}])"
+CognitoIdentity = _record("CognitoIdentity", ("cognito_identity_id", "cognito_identity_pool_id"))
+Client = _record(
+    "Client",
+    ("installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name"),
+)
+ClientContext = _record("ClientContext", ("custom", "env", "client"))
+_CONTEXT_REPR = [
+    "aws_request_id",
+    "log_group_name",
+    "log_stream_name",
+    "function_name",
+    "memory_limit_in_mb",
+    "function_version",
+    "invoked_function_arn",
+    "client_context",
+    "identity",
+    "tenant_id",
+]
 
 
 def _slots_from(cls, data):
@@ -108,19 +106,7 @@ class LambdaContext:
         sys.stdout.write(str(msg))
 
     def __repr__(self):
-        names = (
-            "aws_request_id",
-            "log_group_name",
-            "log_stream_name",
-            "function_name",
-            "memory_limit_in_mb",
-            "function_version",
-            "invoked_function_arn",
-            "client_context",
-            "identity",
-            "tenant_id",
-        )
-        return "LambdaContext([" + ",".join(f"{n}={getattr(self, n)}" for n in names) + "])"
+        return "LambdaContext([" + ",".join(f"{n}={getattr(self, n)}" for n in _CONTEXT_REPR) + "])"
 
 
 class _Unbuffered:
