@@ -144,7 +144,10 @@ class Invoker:
         self.log = log
         self.env = env
         self.pipeline = pipeline
-        self._timeout_env = env.get("AWS_LAMBDA_FUNCTION_TIMEOUT")
+        try:  # set by RIE and `sor local`; Lambda itself does not say
+            self._timeout: float | None = float(env.get("AWS_LAMBDA_FUNCTION_TIMEOUT") or "")
+        except ValueError:
+            self._timeout = None
 
     def handle(self, inv: Invocation) -> str:
         """Answer ``inv``; the outcome (``success`` or the posted errorType)."""
@@ -175,7 +178,7 @@ class Invoker:
             self.config.timeouts.grace,
             now_epoch=time.time(),
             now_mono=began,
-            function_timeout=float(self._timeout_env) if self._timeout_env else None,
+            function_timeout=self._timeout,
         )
         context = build_context(inv, self.env, d.soft_epoch_ms)
         event = parse_event(inv.event)
