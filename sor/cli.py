@@ -1,22 +1,28 @@
 """The command line: parses arguments, runs one command, turns SorError into an exit code.
 
 This is the only place where exceptions become exit codes. Command modules are imported only when
-their command runs, so `sor run` pays for nothing it does not use.
+their command runs, so `sor run` pays for nothing it does not use: not even argparse, which a bare
+`sor run` (the layer's bootstrap) skips altogether.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from sor import __version__
 from sor.errors import SorError
 
+if TYPE_CHECKING:
+    import argparse
+
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="sor", description="Serverless Open Runtime: any language on AWS Lambda."
     )
@@ -59,15 +65,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sor` command."""
-    parser = build_parser()
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments == ["run"]:  # the cold-start path: `run` takes no options to parse
+        from sor.commands import run
+
+        return _dispatch(run.main, None)
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(arguments)
     except SystemExit as exc:  # argparse reports usage errors itself, with status 2
         return int(exc.code or 0)
     name = args.command if args.command != "local" else f"local_{args.local_command}"
     module = importlib.import_module(f"sor.commands.{name}")
+    return _dispatch(module.main, args)
+
+
+def _dispatch(command: Callable[..., int], args: argparse.Namespace | None) -> int:
     try:
-        code: int = module.main(args, dict(os.environ))
+        code: int = command(args, dict(os.environ))
     except SorError as exc:
         print(f"sor: {exc.error_type}: {exc.message}", file=sys.stderr)
         return exc.exit_code

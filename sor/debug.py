@@ -56,7 +56,7 @@ def parse(value: Any) -> DebugTarget:
     if isinstance(port, bool) or not isinstance(port, (int, str)):
         raise ValueError("the port must be a number")
     if isinstance(port, str):
-        if not port.isdigit():
+        if not (port.isascii() and port.isdigit()):
             raise ValueError("the port must be a number")
         port = int(port)
     if not 1 <= port <= 65535:

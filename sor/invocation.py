@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sor.config import Config
-from sor.errors import FunctionError, SorError
+from sor.errors import FunctionError, InvocationTimeout, SorError
 from sor.language import LanguageRuntime
 from sor.logs import Log
 from sor.runtime_api import Invocation, RuntimeApiClient
@@ -193,16 +193,21 @@ class Invoker:
             )
 
         def run(payload: Any) -> Any:
-            if self.pipeline is None:
-                handled = time.monotonic()
-                try:
+            # Each record of a batch has its phases: the log line shows their sums.
+            own: dict[str, float] = {}
+            handled = time.monotonic()
+            try:
+                if self.pipeline is None:
                     return handler(payload)
-                finally:
-                    timings["handler"] = time.monotonic() - handled
-            return self.pipeline.run(payload, context, handler, d.soft, d.hard, timings)
+                return self.pipeline.run(payload, context, handler, d.soft, d.hard, own)
+            finally:
+                if self.pipeline is None:
+                    own["handler"] = time.monotonic() - handled
+                for phase, secs in own.items():
+                    timings[phase] = timings.get(phase, 0.0) + secs
 
         if self.config.runtime.signature == "cloudevent":
-            result = self._per_record(event, run, inv.request_id)
+            result = self._per_record(event, run, inv.request_id, d.soft)
         else:
             result = run(event)
         encoded = time.monotonic()
@@ -216,13 +221,23 @@ class Invoker:
         target = debug.extract(event, self.config.debug, self.log, request_id)
         return target.as_dict() if target is not None else None
 
-    def _per_record(self, event: Any, run: Callable[[Any], Any], request_id: str) -> Any:
+    def _per_record(
+        self, event: Any, run: Callable[[Any], Any], request_id: str, soft: float
+    ) -> Any:
         from sor import events  # only the cloudevent signature pays for the mapping
 
         settings = self.config.cloudevents
         batch = events.to_batch(event, settings, request_id=request_id)
         outcomes = []
-        for record in batch.records:
+        for i, record in enumerate(batch.records):
+            if batch.partial and time.monotonic() >= soft:
+                # Past the graceful-timeout point: running the rest would only restart the
+                # runtime for each record. They are reported as failed, so Lambda retries them.
+                late = InvocationTimeout(
+                    f"record {i} was not run: the invocation reached its graceful timeout"
+                ).payload()
+                outcomes.append(events.Outcome(ok=False, error=late))
+                continue
             try:
                 outcomes.append(events.Outcome(ok=True, value=run(record.event)))
             except SorError as exc:

@@ -90,25 +90,31 @@ class LanguageRuntime:
         return self._child.pid if self._child is not None else None
 
     def start(self, deadline: float) -> None:
-        """Start the process and wait for `ready`.
+        """Start the process and wait for `ready` (`spawn`, then `wait_ready`)."""
+        self.spawn()
+        self.wait_ready(deadline)
 
-        Raises FunctionError (its init_error, e.g. Runtime.ImportModuleError), RuntimeExited
-        (it died or broke the protocol) or InvocationTimeout (no `ready` before ``deadline``).
+    def spawn(self) -> None:
+        """Start the process without waiting for it: `sor run` finishes its own init meanwhile.
+
+        Raises RuntimeExited when it cannot be started.
         """
         self.stop()
         req_r, req_w = process.make_pipe()
         ans_r, ans_w = process.make_pipe()
         err_r, err_w = process.make_pipe()
-        cwd = os.getcwd()
         try:
-            os.chdir(self.task_root)  # posix_spawn has no cwd argument; we are single-threaded here
-            child = process.spawn(self.argv, env=self.env, stderr=err_w, fds={3: req_r, 4: ans_w})
+            child = process.spawn(
+                self.argv,
+                env=self.env,
+                stderr=err_w,
+                fds={3: req_r, 4: ans_w},
+                cwd=str(self.task_root),
+            )
         except OSError as e:
             for fd in (req_r, req_w, ans_r, ans_w, err_r, err_w):
                 os.close(fd)
             raise RuntimeExited(f"cannot start the {self.name}: {e}") from None
-        finally:
-            os.chdir(cwd)
         for fd in (req_r, ans_w, err_w):
             os.close(fd)
         self.starts += 1
@@ -117,6 +123,15 @@ class LanguageRuntime:
         self._reader = process.LineReader(ans_r, child, MAX_MESSAGE)
         self._pump = process.LogPump(err_r, self.log.raw)
         self._pump.start()
+
+    def wait_ready(self, deadline: float) -> None:
+        """Wait for the `ready` of the process `spawn` started.
+
+        Raises FunctionError (its init_error, e.g. Runtime.ImportModuleError), RuntimeExited
+        (it died or broke the protocol) or InvocationTimeout (no `ready` before ``deadline``).
+        """
+        if self._child is None:
+            raise RuntimeExited(f"the {self.name} was not started")
         try:
             message = self._read(deadline, "starting")
         except TimeoutError:

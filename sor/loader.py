@@ -13,14 +13,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sor import yamlsource
 from sor.config import Config
 from sor.effective import DEFAULT, Origin, build, env_middlewares
 from sor.errors import ConfigError, Problem
 from sor.rules import PathKey
-from sor.yamlsource import Source
+
+if TYPE_CHECKING:
+    from sor.yamlsource import Source
 
 FILE_NAME = "sor.yml"
 
@@ -61,7 +62,9 @@ class Merged:
             source = self.source_of(path[:n])
             if source is not None:
                 return source.problem(path, message, key=key)
-        return Problem("<config>", 1, 1, yamlsource.dotted(path), message)
+        from sor.yamlsource import dotted
+
+        return Problem("<config>", 1, 1, dotted(path), message)
 
 
 def merge(base: Any, over: Any) -> Any:
@@ -99,32 +102,43 @@ def discover(env: Mapping[str, str], cwd: Path) -> list[Path]:
     return found
 
 
-def check_file(path: Path, name: str | None = None) -> tuple[Source, tuple[Problem, ...]]:
-    """Parse and validate one file on its own (syntax, schema, rules); cached by content."""
+def check_file(
+    path: Path, name: str | None = None, *, quick: bool = False
+) -> tuple[Source, tuple[Problem, ...]]:
+    """Parse and validate one file on its own (syntax, schema, rules); cached by content.
+
+    ``quick`` (the `sor run` path): jsonschema is imported only when the file is not valid.
+    """
     label = name if name is not None else str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
+        from sor.yamlsource import Source
+
         problem = Problem(label, 1, 1, "", f"cannot read the file: {exc}")
         return Source(label, problems=[problem]), (problem,)
-    return _checked(label, text)
+    return _checked(label, text, quick)
 
 
 @functools.lru_cache(maxsize=64)
-def _checked(label: str, text: str) -> tuple[Source, tuple[Problem, ...]]:
-    # jsonschema is imported here, on first use, never when this module is imported.
+def _checked(label: str, text: str, quick: bool) -> tuple[Source, tuple[Problem, ...]]:
+    # yaml and jsonschema are imported here, on first use, never when this module is imported.
+    from sor import yamlsource
     from sor.schema import check
 
     source = yamlsource.parse(text, label)
-    return source, tuple(check(source))
+    return source, tuple(check(source, quick=quick))
 
 
-def load(env: Mapping[str, str], cwd: Path) -> Config:
-    """The effective config of the function; raises `ConfigError` with every problem."""
-    return load_with_origins(env, cwd).config
+def load(env: Mapping[str, str], cwd: Path, *, quick: bool = False) -> Config:
+    """The effective config of the function; raises `ConfigError` with every problem.
+
+    ``quick``: as in `check_file`; the problems reported are the same either way.
+    """
+    return load_with_origins(env, cwd, quick=quick).config
 
 
-def load_with_origins(env: Mapping[str, str], cwd: Path) -> Loaded:
+def load_with_origins(env: Mapping[str, str], cwd: Path, *, quick: bool = False) -> Loaded:
     """Like `load`, also telling where each effective value came from."""
     files = discover(env, cwd)
     if not files and not env.get("_HANDLER"):
@@ -137,7 +151,7 @@ def load_with_origins(env: Mapping[str, str], cwd: Path) -> Loaded:
     sources: list[Source] = []
     problems: list[Problem] = []
     for path in files:
-        source, found = check_file(path)
+        source, found = check_file(path, quick=quick)
         sources.append(source)
         problems.extend(found)
     if problems:

@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import os
 import select
-import shutil
 import signal
 import threading
 import time
@@ -39,6 +38,8 @@ def make_pipe() -> tuple[int, int]:
 def resolve_executable(command: str, env: Mapping[str, str]) -> str:
     """The path that would be executed for ``command``; OSError naming it when there is none."""
     if "/" not in command:
+        import shutil  # ~2 ms of imports (archive codecs): only bare command names need it
+
         found = shutil.which(command, path=env.get("PATH", os.defpath))
         if found is None:
             raise FileNotFoundError(f"{command!r} not found on PATH")

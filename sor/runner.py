@@ -4,6 +4,11 @@ Init failures are reported to `/init/error` and end the process with status 1, a
 of a runtime. Every invocation gets exactly one answer, whatever goes wrong inside sor. SIGTERM
 (and SIGINT) end the loop cleanly: between invocations at once, during one after its answer; the
 language runtime and persistent middlewares are stopped with it.
+
+Cold start order: the config is loaded, the language runtime is spawned at once, and the rest of
+init (the invocation and Runtime API modules, the middleware pipeline) runs while it boots; only
+then does sor wait for its `ready` (docs/performance.md). Modules are imported in that order, not
+when this one is.
 """
 
 from __future__ import annotations
@@ -13,14 +18,16 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sor.config import Config
 from sor.errors import SorError, UsageError
-from sor.invocation import Invoker, PipelineLike
-from sor.language import LanguageRuntime
 from sor.logs import Log
-from sor.runtime_api import Invocation, RuntimeApiClient, RuntimeApiError
+
+if TYPE_CHECKING:
+    from sor.config import Config
+    from sor.invocation import Invoker, PipelineLike
+    from sor.language import LanguageRuntime
+    from sor.runtime_api import Invocation, RuntimeApiClient
 
 # Lambda bounds init itself (10 s, or the function timeout when init is retried); this only
 # guarantees that a runtime that never says `ready` cannot hold sor forever outside Lambda.
@@ -35,7 +42,7 @@ def load_config(env: Mapping[str, str], cwd: Path) -> Config:
     """The effective configuration (sor.loader); ConfigError lists every problem."""
     from sor import loader
 
-    return loader.load(env, cwd)
+    return loader.load(env, cwd, quick=True)
 
 
 class Runner:
@@ -48,7 +55,8 @@ class Runner:
         self.env = env
         self.cwd = cwd
         self.log = log
-        self.api = RuntimeApiClient(address)
+        self.address = address
+        self._api: RuntimeApiClient | None = None
         self.language: LanguageRuntime | None = None
         self.pipeline: Any = None
         self._busy = False
@@ -70,15 +78,31 @@ class Runner:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    @property
+    def api(self) -> RuntimeApiClient:
+        """The Runtime API client, made on first use (its modules load while the runtime boots)."""
+        if self._api is None:
+            from sor.runtime_api import RuntimeApiClient
+
+            self._api = RuntimeApiClient(self.address)
+        return self._api
+
     def _init(self) -> Invoker | None:
         began = time.monotonic()
         try:
             config = load_config(self.env, self.cwd)
+            from sor.language import LanguageRuntime
+
             self.language = LanguageRuntime(
                 config.runtime, task_root=config.task_root, env=self.env, log=self.log
             )
-            self.language.start(began + INIT_TIMEOUT)
+            self.language.spawn()
+            # Everything below overlaps with the language runtime's own start-up.
+            from sor.invocation import Invoker
+
+            api = self.api
             self.pipeline = self._pipeline(config)
+            self.language.wait_ready(began + INIT_TIMEOUT)
         except SorError as exc:
             self.log.error(f"init failed: {exc.error_type}: {exc.message}")
             self.api.init_error(exc.payload())
@@ -91,7 +115,7 @@ class Runner:
             middlewares=len(config.middlewares),
         )
         return Invoker(
-            config, self.language, self.api, log=self.log, env=self.env, pipeline=self.pipeline
+            config, self.language, api, log=self.log, env=self.env, pipeline=self.pipeline
         )
 
     def _pipeline(self, config: Config) -> PipelineLike | None:
@@ -105,6 +129,8 @@ class Runner:
         return pipeline
 
     def _loop(self, invoker: Invoker) -> None:
+        from sor.runtime_api import RuntimeApiError
+
         while not self._stop:
             inv = self.api.next()
             self._busy = True
@@ -135,7 +161,8 @@ class Runner:
             self.language.stop()
         if self.pipeline is not None:
             self.pipeline.close()
-        self.api.close()
+        if self._api is not None:
+            self._api.close()
 
 
 def run(env: Mapping[str, str], *, cwd: Path, log: Log | None = None) -> int:

@@ -1,14 +1,14 @@
 """Client of the Lambda Runtime API (`/2018-06-01/runtime/...`).
 
-Built on ``http.client`` rather than ``requests``: it is already needed by the standard library's
-own modules and saves ~100 ms of imports on every cold start (see docs/runtime.md). One keep-alive
-connection is reused for every call; a connection the server dropped is reopened, and an API that
-is briefly unreachable is retried with backoff before a clear ``RuntimeApiError``.
+Built on sor.http_connection, neither ``requests`` nor ``http.client``: both cost more per call
+than the rest of sor's own work, and more imports at every cold start (measured in
+docs/performance.md). One keep-alive connection is reused for every call; a connection the server
+dropped is reopened, and an API that is briefly unreachable is retried with backoff before a
+clear ``RuntimeApiError``.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sor.errors import SorError
+from sor.http_connection import HttpConnection, ProtocolError
 
 API_VERSION = "2018-06-01"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
@@ -88,7 +89,10 @@ class RuntimeApiClient:
         self.address = address
         self.retry_delays = retry_delays
         self._sleep = sleep
-        self._conn: http.client.HTTPConnection | None = None
+        try:
+            self._conn = HttpConnection(address)
+        except ValueError as e:
+            raise RuntimeApiError(f"AWS_LAMBDA_RUNTIME_API must be host:port: {e}") from None
         self._base = f"/{API_VERSION}/runtime"
 
     def next(self) -> Invocation:
@@ -116,9 +120,7 @@ class RuntimeApiClient:
         return self._call("POST", "/init/error", body, headers)[0]
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._conn.close()
 
     def _call(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
@@ -130,18 +132,14 @@ class RuntimeApiClient:
     def _once(
         self, method: str, url: str, body: bytes | None, headers: dict[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
-        if self._conn is None:
-            self._conn = http.client.HTTPConnection(self.address)
         try:
-            self._conn.request(method, url, body=body, headers=headers)
-            response = self._conn.getresponse()
-            data = response.read()
-        except BaseException:
-            self.close()  # a half-used connection cannot be reused
-            raise
-        if response.will_close:
-            self.close()
-        return response.status, dict(response.getheaders()), data
+            response = self._conn.request(method, url, headers, body)
+        except ProtocolError as e:
+            raise RuntimeApiError(
+                f"the Lambda Runtime API at {self.address} answered {method} {url} with "
+                f"something that is not HTTP: {e}"
+            ) from None
+        return response.status, response.headers, response.body
 
     def _retrying(self, what: str, call: Callable[[], T]) -> T:
         # A keep-alive connection the server closed fails once at once: retry without waiting.
@@ -152,13 +150,7 @@ class RuntimeApiClient:
                 self._sleep(delay)
             try:
                 return call()
-            except (
-                ConnectionError,
-                http.client.RemoteDisconnected,
-                http.client.BadStatusLine,
-            ) as e:
-                last = e
-            except OSError as e:  # e.g. host unreachable, DNS failure of the host name
+            except OSError as e:  # refused, reset, closed; host unreachable, DNS failure
                 last = e
         raise RuntimeApiError(
             f"the Lambda Runtime API at {self.address} is unreachable ({what}): {last}"

@@ -1,8 +1,10 @@
 """The JSON Schema of sor.yml and the checks beyond it, reported as `Problem`s.
 
-jsonschema is imported only when a file is validated, so importing this module stays cheap. The
-schema's own messages are rewritten into sentences a user can act on, and every problem points at
-the line and column of the offending key or value.
+jsonschema is imported only when a file is validated, so importing this module stays cheap; with
+``quick=True`` (the `sor run` path) sor.schema_lite answers first and jsonschema is imported only
+when the file is not valid, to list its exact problems. The schema's own messages are rewritten
+into sentences a user can act on, and every problem points at the line and column of the
+offending key or value.
 """
 
 from __future__ import annotations
@@ -55,18 +57,26 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(schema_document())
 
 
-def check(source: Source) -> list[Problem]:
-    """Every problem of one parsed file: its text, the schema, and the rules beyond the schema."""
+def check(source: Source, *, quick: bool = False) -> list[Problem]:
+    """Every problem of one parsed file: its text, the schema, and the rules beyond the schema.
+
+    ``quick``: skip jsonschema when sor.schema_lite finds the data valid (same problems).
+    """
     if source.data is None:  # nothing to check beyond the text's own problems
         return sorted(source.problems, key=_order)
     rules = semantic_problems(source.data, source)
     covered = {p.path for p in rules}
-    found = [p for p in schema_problems(source.data, source) if p.path not in covered]
+    found = [p for p in schema_problems(source.data, source, quick=quick) if p.path not in covered]
     return sorted([*source.problems, *found, *rules], key=_order)
 
 
-def schema_problems(data: Any, source: Source) -> list[Problem]:
+def schema_problems(data: Any, source: Source, *, quick: bool = False) -> list[Problem]:
     """The schema's verdict on `data`, as problems placed in `source`."""
+    if quick:
+        from sor.schema_lite import verdict
+
+        if verdict(schema_document(), data) == "valid":
+            return []
     out: list[Problem] = []
     for error in _validator().iter_errors(data):
         out.extend(_translate(error, source))

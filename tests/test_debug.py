@@ -66,6 +66,7 @@ def test_events_without_the_key_or_not_dicts_are_untouched() -> None:
         ("nocolon", "expected host:port"),
         (":9229", "the host is missing"),
         ("host:abc", "the port must be a number"),
+        ("host:\u00b9\u00b2", "the port must be a number"),  # digits, but not ASCII ones
         ("host:0", "between 1 and 65535"),
         ("host:70000", "between 1 and 65535"),
         ("bad host!:9229", "neither a host name nor an IP address"),

@@ -16,7 +16,13 @@ from sor.events import Outcome, answer, compile_mappings, to_batch
 
 ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data" / "events"
-SCHEMA = json.loads((ROOT / "sor" / "events" / "mapping.schema.json").read_text())
+MAIN_SCHEMA = json.loads((ROOT / "schema" / "sor.schema.json").read_text())
+# One mapping, as the main schema (the one source of truth) defines `cloudevents.mappings[]`.
+SCHEMA = {
+    "$schema": MAIN_SCHEMA["$schema"],
+    "$defs": MAIN_SCHEMA["$defs"],
+    "$ref": "#/$defs/mapping",
+}
 
 ORDERS: dict[str, Any] = {
     "name": "orders",
@@ -245,5 +251,55 @@ def test_schema_accepts_the_documented_mappings_and_rejects_bad_ones() -> None:
         {**ORDERS, "match": {"$.a": {"like": 1}}},
         {**ORDERS, "records": "no-dollar"},
         {**ORDERS, "data": "$.a..b"},
+        {**ORDERS, "attributes": {**ORDERS["attributes"], "type": "com.{$.a..b}"}},
+        {**ORDERS, "match": {"$": {"exists": 1}}},
+        {**ORDERS, "item_id": {"path": "$.a", "epoch": "h"}},
+        {**ORDERS, "attributes": {**ORDERS["attributes"], "extensions": {"time": "$.t"}}},
     ):
         assert list(validator.iter_errors(bad)), bad
+
+
+_VALUES: list[Any] = [
+    "$",
+    "$.a",
+    "$['a b'][0]",
+    "$\n",
+    "$.a..b",
+    "$a",
+    "$[x]",
+    "plain",
+    "t-{$.a}",
+    "t-{$..a}",
+    "t-{$a}-{$.b}",
+    "{x}",
+    3,
+    True,
+    None,
+    [1],
+    {"value": [1]},
+    {"path": "$.a", "epoch": "ms", "default": 0},
+    {"path": "a"},
+    {"path": "$.a", "epoch": "h"},
+    {"path": "$.a", "colour": 1},
+    {},
+]
+
+
+@pytest.mark.parametrize("value", _VALUES, ids=[repr(v) for v in _VALUES])
+def test_what_the_schema_accepts_compiles_and_the_schema_rejects_what_does_not(value: Any) -> None:
+    # The same value in every place a path or a value expression can go.
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    places: list[dict[str, Any]] = [
+        {**ORDERS, "attributes": {**ORDERS["attributes"], "subject": value}},
+        {**ORDERS, "data": value},
+        {**ORDERS, "item_id": value},
+        {**ORDERS, "attributes": {**ORDERS["attributes"], "extensions": {"x": value}}},
+    ]
+    if isinstance(value, str):
+        places += [{**ORDERS, "records": value}, {**ORDERS, "match": {value: 1}}]
+    for mapping in places:
+        valid = not list(validator.iter_errors(mapping))
+        try:
+            compile_mappings(settings(mapping))
+        except ConfigError as exc:
+            assert not valid, f"the schema accepts {mapping} but it does not compile: {exc}"

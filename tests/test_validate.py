@@ -51,7 +51,7 @@ BAD: list[tuple[str, str, list[tuple[int, int, str, str]]]] = [
     ),
     (
         "unknown-mapping-key",
-        H + "cloudevents:\n  mappings:\n    - match: {}\n      attributes: {}\n      extra: 1\n",
+        H + "cloudevents:\n  mappings:\n    - match: {}\n      MAPATTRS\n      extra: 1\n",
         [(7, 7, "cloudevents.mappings[0].extra", "unknown key 'extra'")],
     ),
     (
@@ -276,9 +276,65 @@ BAD: list[tuple[str, str, list[tuple[int, int, str, str]]]] = [
     ),
     (
         "mapping-without-match",
-        H + "cloudevents:\n  mappings:\n    - attributes: {}\n",
+        H + "cloudevents:\n  mappings:\n    - MAPATTRS\n",
         [(5, 7, "cloudevents.mappings[0]", "missing required key 'match'")],
     ),
+    (
+        "mapping-attributes-missing-required",
+        H + "cloudevents:\n  mappings:\n    - match: {}\n      attributes: {id: $.id}\n",
+        [
+            (6, 19, "cloudevents.mappings[0].attributes", "missing required key 'source'"),
+            (6, 19, "cloudevents.mappings[0].attributes", "missing required key 'type'"),
+        ],
+    ),
+    (
+        "mapping-match-key-not-a-path",
+        H + "cloudevents:\n  mappings:\n    - match: {source: x}\n      MAPATTRS\n",
+        [(5, 14, "cloudevents.mappings[0].match", "'source' does not match")],
+    ),
+    (
+        "mapping-unknown-condition",
+        H + "cloudevents:\n  mappings:\n    - match: {$.a: {like: 1}}\n      MAPATTRS\n",
+        [(5, 21, "cloudevents.mappings[0].match.$.a.like", "allowed keys are equals, exists")],
+    ),
+    (
+        "mapping-records-not-a-path",
+        H + "cloudevents:\n  mappings:\n    - match: {}\n      records: Records\n      MAPATTRS\n",
+        [(6, 16, "cloudevents.mappings[0].records", "'Records' does not match")],
+    ),
+    (
+        "mapping-malformed-path",
+        H + "cloudevents:\n  mappings:\n    - match: {}\n      MAPATTRS\n      data: $.a..b\n",
+        [(7, 13, "cloudevents.mappings[0].data", "'$.a..b' does not match")],
+    ),
+    (
+        "mapping-malformed-template",
+        H + "cloudevents:\n  mappings:\n    - match: {}\n"
+        "      attributes: {id: $.id, source: s, type: 'x.{$..t}'}\n",
+        [(6, 47, "cloudevents.mappings[0].attributes.type", "'x.{$..t}' does not match")],
+    ),
+    (
+        "mapping-bad-epoch",
+        H + "cloudevents:\n  mappings:\n    - match: {}\n"
+        "      attributes: {id: $.id, source: s, type: t, time: {path: $.t, epoch: h}}\n",
+        [(6, 75, "cloudevents.mappings[0].attributes.time.epoch", "unknown epoch 'h'")],
+    ),
+    (
+        "mapping-unknown-attribute",
+        H + "cloudevents:\n  mappings:\n    - match: {}\n"
+        "      attributes: {id: $.id, source: s, type: t, colour: red}\n",
+        [(6, 50, "cloudevents.mappings[0].attributes.colour", "unknown key 'colour'")],
+    ),
+    (
+        "mapping-extension-name",
+        H + "cloudevents:\n  mappings:\n    - match: {}\n"
+        "      attributes: {id: $.id, source: s, type: t, extensions: {Bad_Name: x}}\n",
+        [(6, 62, "cloudevents.mappings[0].attributes.extensions", "'Bad_Name' does not match")],
+    ),
+]
+BAD = [
+    (i, text.replace("MAPATTRS", "attributes: {id: $.id, source: s, type: t}"), e)
+    for i, text, e in BAD
 ]
 
 

@@ -3,7 +3,8 @@
 Requests arrive as JSON lines on fd $SOR_IN_FD, answers leave as JSON lines on fd $SOR_OUT_FD
 (see runtimes/PROTOCOL.md). stdout and stderr stay the function's logs. The handler sees the same
 context object and error documents as under awslambdaric, Lambda's own Python runtime client.
-Only light standard-library modules are imported at start-up: cold starts pay for this file.
+Only light standard-library modules are imported at start-up (json, os, sys, time; traceback when
+an error needs it): cold starts pay for this file.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import os
 import sys
 import time
-import traceback
 
 _HERE = os.path.abspath(__file__)
 
@@ -181,6 +181,8 @@ def _json_formatter(logging):
                 "requestId": record.aws_request_id or None,
             }
             if record.exc_info:
+                import traceback
+
                 doc["errorType"] = record.exc_info[0].__name__
                 doc["errorMessage"] = str(record.exc_info[1])
                 doc["stackTrace"] = traceback.format_tb(record.exc_info[2])
@@ -228,6 +230,8 @@ def error_of(exc):
             "errorType": exc.error_type,
             "stackTrace": exc.trace or [],
         }
+    import traceback  # ~2 ms of imports: only a failed invocation pays for them
+
     frames = traceback.extract_tb(exc.__traceback__)
     start = 0
     while start < len(frames) and _is_ours(frames[start].filename):
@@ -308,10 +312,11 @@ class Server:
         _Logging.request_id = request_id or ""
         _Logging.install(self.env)
         trace_id = ctx.get("trace_id")
-        if trace_id:
-            os.environ["_X_AMZN_TRACE_ID"] = trace_id
-        else:
-            os.environ.pop("_X_AMZN_TRACE_ID", None)
+        if trace_id != os.environ.get("_X_AMZN_TRACE_ID"):  # putenv only when it changes
+            if trace_id:
+                os.environ["_X_AMZN_TRACE_ID"] = trace_id
+            else:
+                os.environ.pop("_X_AMZN_TRACE_ID", None)
         try:
             event = request.get("event")
             if self.cloudevent:

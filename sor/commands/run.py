@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sor import runner
 
+if TYPE_CHECKING:
+    import argparse
 
-def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    """Serve invocations from AWS_LAMBDA_RUNTIME_API until terminated."""
+
+def main(args: argparse.Namespace | None, env: Mapping[str, str]) -> int:
+    """Serve invocations from AWS_LAMBDA_RUNTIME_API until terminated (``args``: none needed)."""
     return runner.run(env, cwd=Path.cwd())

@@ -3,7 +3,7 @@
 A mapping recognises an event with ``match`` (path -> condition, all must hold, evaluated on the
 whole event), optionally splits it into records with ``records`` (a path to a list), and builds
 one CloudEvent per record from ``attributes``, ``data`` and ``item_id`` (paths relative to the
-record). The grammar is in docs/cloudevents.md and sor/events/mapping.schema.json.
+record). The grammar is in docs/cloudevents.md and schema/sor.schema.json (#/$defs/mapping).
 """
 
 from __future__ import annotations

@@ -1,0 +1,226 @@
+"""A minimal HTTP/1.1 client connection: one keep-alive TCP socket, one request at a time.
+
+Written for the Runtime API hot path, where ``http.client`` costs more than the rest of sor's own
+per-invocation work (docs/performance.md): it parses headers through ``email.feedparser`` and
+sends a POST's head and body in two writes. This one sends each request in one ``sendall`` with
+TCP_NODELAY set, and parses the status line and headers itself. Bodies: Content-Length, chunked,
+or until the server closes. ``Connection: close`` (and HTTP/1.0 without keep-alive) is honoured.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from socket import SOCK_STREAM
+
+MAX_HEAD = 64 * 1024  # status line and headers; Lambda's are well under 2 kB
+_READ = 256 * 1024
+
+
+class ConnectionClosed(ConnectionError):
+    """The server closed the connection before a whole response arrived."""
+
+
+class ProtocolError(ValueError):
+    """The server answered something that is not HTTP/1.x."""
+
+
+class Response:
+    """Status, headers (names as sent) and body of one response."""
+
+    __slots__ = ("body", "headers", "status", "will_close")
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes, will_close: bool) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.will_close = will_close
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` too; port 80 when absent) as a (host, port) pair."""
+    host, sep, port = address.rpartition(":")
+    if not sep or host.endswith(":") or (host.startswith("[") != host.endswith("]")):
+        host, port = address, "80"
+    if not port.isdigit():
+        raise ValueError(f"bad port in {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def encode_request(
+    method: str, target: str, host: str, headers: Mapping[str, str], body: bytes | None
+) -> bytes:
+    """The whole request as one buffer, ready for a single ``sendall``."""
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
+    lines.extend(f"{name}: {value}" for name, value in headers.items())
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+    return head + body if body else head
+
+
+class HttpConnection:
+    """One persistent connection to ``host:port``; opened on the first request."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.host, self.port = split_address(address)
+        self._sock: socket.socket | None = None
+        self._buf = bytearray()  # received, not yet consumed; bytearray: cheap appends
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None
+
+    def request(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes | None = None
+    ) -> Response:
+        """Send one request and read its whole response.
+
+        Raises OSError (ConnectionClosed when the server hung up) or ProtocolError; either way the
+        connection is closed, and the next request opens a new one.
+        """
+        try:
+            if self._sock is None:
+                self._connect()
+            assert self._sock is not None
+            self._sock.sendall(encode_request(method, target, self.address, headers, body))
+            response = self._read_response(method)
+        except BaseException:
+            self.close()  # a half-used connection cannot be reused
+            raise
+        if response.will_close:
+            self.close()
+        return response
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        self._buf = bytearray()
+        if sock is not None:
+            sock.close()
+
+    def _connect(self) -> None:
+        # An ASCII host goes as bytes: a str would load the idna codec (~1 ms of cold start).
+        host: str | bytes = self.host.encode("ascii") if self.host.isascii() else self.host
+        last: OSError = OSError(f"{self.address} resolves to no address")
+        for family, kind, proto, _, where in socket.getaddrinfo(host, self.port, 0, SOCK_STREAM):
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.connect(where)
+                break
+            except OSError as e:
+                sock.close()
+                last = e
+        else:
+            raise last
+        # Every request is one write and waits for its answer: Nagle would only add delay.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        self._buf = bytearray()
+
+    def _read_response(self, method: str) -> Response:
+        while True:
+            head = self._read_head()
+            status, headers, version = parse_head(head)
+            if not 100 <= status < 200 or status == 101:
+                break  # 1xx interim answers (100 Continue) are skipped
+        lower = {k.lower(): v for k, v in headers.items()}
+        conn = lower.get("connection", "").lower()
+        will_close = "close" in conn or (version == "HTTP/1.0" and "keep-alive" not in conn)
+        if method == "HEAD" or status in (204, 304):
+            body = b""
+        elif "chunked" in lower.get("transfer-encoding", "").lower():
+            body = self._read_chunked()
+        elif "content-length" in lower:
+            try:
+                length = int(lower["content-length"])
+            except ValueError:
+                raise ProtocolError(f"bad Content-Length {lower['content-length']!r}") from None
+            if length < 0:
+                raise ProtocolError(f"bad Content-Length {length}")
+            body = self._read_exactly(length)
+        else:
+            body = self._read_to_close()
+            will_close = True
+        return Response(status, headers, body, will_close)
+
+    def _fill(self) -> bool:
+        assert self._sock is not None
+        data = self._sock.recv(_READ)
+        if data:
+            self._buf += data
+        return bool(data)
+
+    def _read_head(self) -> bytes:
+        while True:
+            end = self._buf.find(b"\r\n\r\n")
+            if end >= 0:
+                head = bytes(self._buf[:end])
+                del self._buf[: end + 4]
+                return head
+            if len(self._buf) > MAX_HEAD:
+                raise ProtocolError(f"response headers longer than {MAX_HEAD} bytes")
+            if not self._fill():
+                raise ConnectionClosed("the server closed the connection without answering")
+
+    def _read_line(self) -> bytes:
+        while True:
+            end = self._buf.find(b"\r\n")
+            if end >= 0:
+                line = bytes(self._buf[:end])
+                del self._buf[: end + 2]
+                return line
+            if len(self._buf) > MAX_HEAD:
+                raise ProtocolError("chunk header line too long")
+            if not self._fill():
+                raise ConnectionClosed("the server closed the connection inside a chunked body")
+
+    def _read_exactly(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            if not self._fill():
+                raise ConnectionClosed(
+                    f"the server closed the connection after {len(self._buf)} of {n} body bytes"
+                )
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        return data
+
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            size_text = self._read_line().split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise ProtocolError(f"bad chunk size {size_text[:20]!r}") from None
+            if size == 0:
+                while self._read_line():  # trailers, up to the empty line
+                    pass
+                return b"".join(parts)
+            parts.append(self._read_exactly(size))
+            if self._read_exactly(2) != b"\r\n":
+                raise ProtocolError("a chunk does not end with CRLF")
+
+    def _read_to_close(self) -> bytes:
+        while self._fill():
+            pass
+        data = bytes(self._buf)
+        self._buf = bytearray()
+        return data
+
+
+def parse_head(head: bytes) -> tuple[int, dict[str, str], str]:
+    """Status, headers and HTTP version of a response head (without its final empty line)."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        raise ProtocolError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            raise ProtocolError(f"malformed header line: {line[:80]!r}")
+        value = value.strip()
+        # Repeated headers fold into one comma-separated value, as RFC 9110 allows.
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return int(parts[1]), headers, parts[0]

@@ -1,0 +1,248 @@
+"""sor.http_connection against raw socket servers on 127.0.0.1 that answer byte for byte."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from sor.http_connection import (
+    ConnectionClosed,
+    HttpConnection,
+    ProtocolError,
+    encode_request,
+    parse_head,
+    split_address,
+)
+
+Script = Callable[[socket.socket, int], None]
+
+
+class RawServer:
+    """Accepts connections and lets ``script(conn, index)`` talk to each; records the requests."""
+
+    def __init__(self, script: Script) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.script = script
+        self.connections = 0
+        self.requests: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            # A client that went away ends the script.
+            with conn, contextlib.suppress(OSError):
+                self.script(conn, self.connections)
+
+    def read_request(self, conn: socket.socket) -> bytes:
+        """One whole request (head and Content-Length body), recorded and returned."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise ConnectionError("client went away")
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(body) < length:
+            body += conn.recv(65536)
+        self.requests.append(head + b"\r\n\r\n" + body)
+        return head + b"\r\n\r\n" + body
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Script], RawServer]]:
+    servers: list[RawServer] = []
+
+    def make(script: Script) -> RawServer:
+        servers.append(RawServer(script))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def _connection(server: RawServer) -> HttpConnection:
+    return HttpConnection(server.address)
+
+
+def test_keep_alive_reuses_one_connection(serve: Callable[[Script], RawServer]) -> None:
+    def script(conn: socket.socket, _: int) -> None:
+        for n in range(3):
+            server.read_request(conn)
+            body = f"answer {n}".encode()
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    server = serve(script)
+    client = _connection(server)
+    try:
+        bodies = [client.request("GET", f"/x/{n}", {}).body for n in range(3)]
+    finally:
+        client.close()
+    assert bodies == [b"answer 0", b"answer 1", b"answer 2"]
+    assert server.connections == 1
+
+
+def test_request_is_one_buffer_with_host_length_and_body(
+    serve: Callable[[Script], RawServer],
+) -> None:
+    def script(conn: socket.socket, _: int) -> None:
+        server.read_request(conn)
+        conn.sendall(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+
+    server = serve(script)
+    client = _connection(server)
+    try:
+        response = client.request("POST", "/p", {"User-Agent": "sor", "X-A": "b"}, b'{"k": 1}')
+        assert client._sock is not None
+        nodelay = client._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        client.close()
+    assert (response.status, response.body) == (202, b"")
+    assert nodelay != 0
+    assert server.requests == [
+        b"POST /p HTTP/1.1\r\nHost: " + server.address.encode() + b"\r\nUser-Agent: sor\r\n"
+        b'X-A: b\r\nContent-Length: 8\r\n\r\n{"k": 1}'
+    ]
+
+
+def test_chunked_body_with_extensions_and_trailers(serve: Callable[[Script], RawServer]) -> None:
+    def script(conn: socket.socket, _: int) -> None:
+        server.read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Id: 7\r\n\r\n")
+        for piece in (b"5;ext=1\r\nhello\r\n", b"1", b"\r\n \r\n", b"0\r\nTrailer: t\r\n\r\n"):
+            conn.sendall(piece)  # split mid-line on purpose: the client must reassemble
+        server.read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    server = serve(script)
+    client = _connection(server)
+    try:
+        first = client.request("GET", "/a", {})
+        second = client.request("GET", "/b", {})
+    finally:
+        client.close()
+    assert (first.status, first.body, first.headers["X-Id"]) == (200, b"hello ", "7")
+    assert second.body == b"ok"
+    assert server.connections == 1  # the chunked body was read exactly to its end
+
+
+def test_connection_close_is_honoured(serve: Callable[[Script], RawServer]) -> None:
+    def script(conn: socket.socket, index: int) -> None:
+        server.read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n%d" % index)
+
+    server = serve(script)
+    client = _connection(server)
+    try:
+        first = client.request("GET", "/a", {})
+        assert first.will_close and not client.connected
+        second = client.request("GET", "/b", {})
+    finally:
+        client.close()
+    assert (first.body, second.body) == (b"1", b"2")
+    assert server.connections == 2
+
+
+def test_body_until_close_and_http10(serve: Callable[[Script], RawServer]) -> None:
+    def script(conn: socket.socket, _: int) -> None:
+        server.read_request(conn)
+        conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nall of ")
+        conn.sendall(b"it")
+        conn.shutdown(socket.SHUT_WR)
+
+    server = serve(script)
+    client = _connection(server)
+    response = client.request("GET", "/a", {})
+    assert (response.body, response.will_close, client.connected) == (b"all of it", True, False)
+
+
+def test_interim_100_continue_is_skipped(serve: Callable[[Script], RawServer]) -> None:
+    def script(conn: socket.socket, _: int) -> None:
+        server.read_request(conn)
+        conn.sendall(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+        )
+
+    server = serve(script)
+    client = _connection(server)
+    try:
+        assert client.request("POST", "/a", {}, b"x").status == 201
+    finally:
+        client.close()
+
+
+def test_server_that_hangs_up_is_connection_closed(serve: Callable[[Script], RawServer]) -> None:
+    def script(conn: socket.socket, index: int) -> None:
+        server.read_request(conn)
+        if index == 2:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort")
+
+    server = serve(script)
+    client = _connection(server)
+    with pytest.raises(ConnectionClosed, match="without answering"):
+        client.request("GET", "/a", {})
+    assert not client.connected
+    with pytest.raises(ConnectionClosed, match="after 5 of 10 body bytes"):
+        client.request("GET", "/a", {})
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+        b"HTTP/1.1 abc OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ],
+)
+def test_malformed_answers_are_protocol_errors(
+    serve: Callable[[Script], RawServer], answer: bytes
+) -> None:
+    def script(conn: socket.socket, _: int) -> None:
+        server.read_request(conn)
+        conn.sendall(answer)
+
+    server = serve(script)
+    client = _connection(server)
+    with pytest.raises(ProtocolError):
+        client.request("GET", "/a", {})
+    assert not client.connected
+
+
+def test_parse_head_folds_repeated_headers() -> None:
+    status, headers, version = parse_head(b"HTTP/1.1 404 Not Found\r\nA: 1\r\nA:  2 \r\nB:")
+    assert (status, version) == (404, "HTTP/1.1")
+    assert headers == {"A": "1, 2", "B": ""}
+
+
+def test_split_address() -> None:
+    assert split_address("127.0.0.1:9001") == ("127.0.0.1", 9001)
+    assert split_address("[::1]:9001") == ("::1", 9001)
+    assert split_address("localhost") == ("localhost", 80)
+    with pytest.raises(ValueError, match="bad port"):
+        split_address("host:port")
+
+
+def test_encode_request_without_body_has_no_length() -> None:
+    assert encode_request("GET", "/n", "h:1", {"User-Agent": "sor"}, None) == (
+        b"GET /n HTTP/1.1\r\nHost: h:1\r\nUser-Agent: sor\r\n\r\n"
+    )
