@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sor import archive, process
+from sor import archive, exchange
 from sor.errors import ConfigError, SorError, UsageError
 from sor.resources import data_path
 
@@ -130,7 +130,7 @@ def install_dependencies(
     emit(f"installing sor's dependencies for Python {target.python} on {target.arch} with pip")
     pip_env = {**env, "PIP_NO_WARN_SCRIPT_LOCATION": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     try:
-        done = process.run(
+        done = exchange.run(
             argv,
             env=pip_env,
             input=b"",

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from sor import process
+from sor import exchange, process
 from sor.config import Hook, Middleware
 from sor.errors import MiddlewareError, MiddlewareTimeout
 from sor.logs import Log
@@ -111,7 +111,7 @@ class ExecRunner:
         """Nothing to start: every call is its own process."""
 
     def close(self) -> None:
-        """Nothing to stop: ``process.run`` leaves nothing behind."""
+        """Nothing to stop: ``exchange.run`` leaves nothing behind."""
 
     def call(
         self, hook: Hook, payload: Any, context: Mapping[str, Any], timeout: float
@@ -119,7 +119,7 @@ class ExecRunner:
         if timeout <= 0:
             raise timeout_error(self.mw, hook, timeout)
         try:
-            done = process.run(
+            done = exchange.run(
                 [str(self.mw.path), hook],
                 env=hook_env(self.env, hook, context),
                 input=encode(payload),

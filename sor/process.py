@@ -4,6 +4,7 @@ Children are started with ``posix_spawn`` (cheap, and able to place pipes on exa
 numbers such as the protocol's fd 3 and 4) in a process group of their own, so that killing a
 child also kills whatever it started. All IO with children is bounded by a deadline: nothing here
 can block forever on a child that hangs, dies, or leaves a grandchild holding a pipe open.
+Short-lived children fed one input and read to the end go through ``sor.exchange``.
 """
 
 from __future__ import annotations
@@ -17,14 +18,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
 PIPE_SIZE = 1 << 20  # large pipes make multi-megabyte payloads cheap to pass
 _F_SETPIPE_SZ = 1031
-_CHUNK = 1 << 16
-_DRAIN_AFTER_EXIT = 0.05  # how long output is still read once a child has exited
+CHUNK = 1 << 20  # one read or write on a pipe
 STDERR_TAIL_LINES = 20
-_MAX_LOG_LINE = 8192
+MAX_LOG_LINE = 8192
 
 
 def make_pipe() -> tuple[int, int]:
@@ -49,6 +48,18 @@ def resolve_executable(command: str, env: Mapping[str, str]) -> str:
     if not os.access(command, os.X_OK):
         raise PermissionError(f"{command} is not executable")
     return command
+
+
+def describe_exit(code: int | None) -> str:
+    """How a process ended, for messages: ``exit code 3`` or ``signal SIGKILL``."""
+    if code is None:
+        return "an unknown status"
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
 
 
 class Child:
@@ -127,11 +138,12 @@ _CWD_LOCK = threading.Lock()
 @contextlib.contextmanager
 def _working_directory(cwd: str | None) -> Iterator[None]:
     """Run the block in ``cwd``: posix_spawn has no chdir action before Python 3.14, so the
-    parent changes directory around the spawn (one spawn at a time; sor uses absolute paths)."""
-    if cwd is None:
-        yield
-        return
+    parent changes directory around the spawn. Every spawn holds the lock, so none inherits
+    another's directory; sor itself only ever uses absolute paths."""
     with _CWD_LOCK:
+        if cwd is None:
+            yield
+            return
         before = os.getcwd()
         os.chdir(cwd)
         try:
@@ -157,7 +169,10 @@ def spawn(
     ``cwd`` (absolute) is the child's working directory. Raises OSError naming the command when
     it cannot be started.
     """
-    path = resolve_executable(argv[0], env)
+    command = argv[0]
+    if cwd is not None and "/" in command:
+        command = os.path.join(cwd, command)  # `./my-runtime` is relative to the child's cwd
+    path = resolve_executable(command, env)
     mapping: dict[int, int] = dict(fds or {})
     if stdin is not None:
         mapping[0] = stdin
@@ -177,7 +192,15 @@ def spawn(
             temps.append(moved)
             actions.append((os.POSIX_SPAWN_DUP2, moved, target))
         with _working_directory(cwd):
-            pid = os.posix_spawn(path, list(argv), dict(env), file_actions=actions, setsid=True)
+            pid = os.posix_spawn(
+                path,
+                list(argv),
+                dict(env),
+                file_actions=actions,
+                setsid=True,
+                # Python ignores these; a child must start with the defaults, as under Lambda.
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+            )
     except OSError as exc:
         raise type(exc)(exc.errno, f"cannot start {argv[0]}: {exc.strerror}") from None
     finally:
@@ -192,7 +215,7 @@ def write_all(fd: int, data: bytes, child: Child, deadline: float) -> bool:
     os.set_blocking(fd, False)
     while view:
         try:
-            view = view[os.write(fd, view[: _CHUNK * 16]) :]
+            view = view[os.write(fd, view[:CHUNK]) :]
             continue
         except BlockingIOError:
             pass
@@ -252,7 +275,7 @@ class LineReader:
 
     def _read(self) -> bool:
         try:
-            chunk = os.read(self.fd, _CHUNK * 16)
+            chunk = os.read(self.fd, CHUNK)
         except BlockingIOError:
             return True
         self._buf += chunk
@@ -276,167 +299,12 @@ class LogPump(threading.Thread):
         self.tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
 
     def run(self) -> None:
-        with os.fdopen(self.fd, "rb", buffering=_CHUNK) as stream:
+        with os.fdopen(self.fd, "rb", buffering=CHUNK) as stream:
             # bounded reads: a child writing endlessly without a newline cannot exhaust memory
-            for raw in iter(lambda: stream.readline(_MAX_LOG_LINE), b""):
+            for raw in iter(lambda: stream.readline(MAX_LOG_LINE), b""):
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 self.tail.append(line)
-                self.emit(line)
-
-
-@dataclass(frozen=True)
-class Completed:
-    """What a bounded run of a short-lived child produced."""
-
-    returncode: int | None  # None when it was killed for running out of time or output
-    stdout: bytes
-    stderr_tail: tuple[str, ...]
-    timed_out: bool
-    overflow: bool
-
-
-def run(
-    argv: Sequence[str],
-    *,
-    env: Mapping[str, str],
-    input: bytes,
-    timeout: float,
-    max_output: int,
-    on_stderr_line: Callable[[str], None] | None = None,
-) -> Completed:
-    """Run a short-lived child: feed ``input``, collect stdout, stream stderr lines, never hang.
-
-    The child's whole process group is killed when it times out, when its stdout passes
-    ``max_output`` bytes, and once it has exited (so a grandchild holding a pipe cannot stall us).
-    """
-    deadline = time.monotonic() + timeout
-    in_r, in_w = make_pipe()
-    out_r, out_w = make_pipe()
-    err_r, err_w = make_pipe()
-    try:
-        child = spawn(argv, env=env, stdin=in_r, stdout=out_w, stderr=err_w)
-    except OSError:
-        for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
-            os.close(fd)
-        raise
-    for fd in (in_r, out_w, err_w):
-        os.close(fd)
-    return _Exchange(child, in_w, out_r, err_r, input, max_output, on_stderr_line).run(deadline)
-
-
-class _Exchange:
-    """The select loop behind ``run``: one child, three pipes, one deadline."""
-
-    def __init__(
-        self,
-        child: Child,
-        in_w: int,
-        out_r: int,
-        err_r: int,
-        data: bytes,
-        max_output: int,
-        on_line: Callable[[str], None] | None,
-    ) -> None:
-        self.child = child
-        self.pending: memoryview | None = memoryview(data)
-        self.fds = {"in": in_w, "out": out_r, "err": err_r}
-        for fd in self.fds.values():
-            os.set_blocking(fd, False)
-        self.out = bytearray()
-        self.err = bytearray()
-        self.tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
-        self.max_output = max_output
-        self.on_line = on_line
-        self.overflow = False
-
-    def run(self, deadline: float) -> Completed:
-        timed_out = False
-        try:
-            exited_at: float | None = None
-            while "out" in self.fds or "err" in self.fds:
-                now = time.monotonic()
-                if exited_at is None and self.child.exited():
-                    exited_at = now
-                    self.child.kill_group()  # leftovers of a finished hook must not linger
-                    self._close("in")
-                limit = deadline
-                if exited_at is not None:
-                    limit = min(deadline, exited_at + _DRAIN_AFTER_EXIT)
-                if now >= limit:
-                    timed_out = exited_at is None
-                    break
-                self._step(limit - now, watch_exit=exited_at is None)
-                if self.overflow:
-                    break
-        finally:
-            self.child.kill_group()
-            for name in list(self.fds):
-                self._close(name)
-            self.child.close()
-        self._flush_err(final=True)
-        killed = timed_out or self.overflow
-        return Completed(
-            returncode=None if killed else self.child.returncode,
-            stdout=bytes(self.out),
-            stderr_tail=tuple(self.tail),
-            timed_out=timed_out,
-            overflow=self.overflow,
-        )
-
-    def _step(self, left: float, watch_exit: bool) -> None:
-        readers = [self.fds[n] for n in ("out", "err") if n in self.fds]
-        writers = [self.fds["in"]] if "in" in self.fds else []
-        if self.child.pidfd is not None:
-            if watch_exit:
-                readers.append(self.child.pidfd)
-        else:
-            left = min(left, 0.01)
-        ready_r, ready_w, _ = select.select(readers, writers, [], left)
-        if ready_w:
-            self._feed()
-        for name in ("out", "err"):
-            if name in self.fds and self.fds[name] in ready_r:
-                self._take(name)
-
-    def _feed(self) -> None:
-        assert self.pending is not None
-        try:
-            self.pending = self.pending[os.write(self.fds["in"], self.pending[: _CHUNK * 16]) :]
-        except BlockingIOError:
-            return
-        except BrokenPipeError:
-            self.pending = memoryview(b"")  # the child does not want its input: that is its call
-        if not self.pending:
-            self._close("in")
-
-    def _take(self, name: str) -> None:
-        try:
-            chunk = os.read(self.fds[name], _CHUNK * 16)
-        except BlockingIOError:
-            return
-        if not chunk:
-            self._close(name)
-        elif name == "out":
-            self.out += chunk
-            if len(self.out) > self.max_output:
-                self.overflow = True
-        else:
-            self.err += chunk
-            self._flush_err(final=False)
-
-    def _flush_err(self, final: bool) -> None:
-        *lines, rest = self.err.split(b"\n")
-        if final and rest:
-            lines.append(rest)
-            rest = bytearray()
-        self.err = bytearray(rest[-_MAX_LOG_LINE:])
-        for raw in lines:
-            line = bytes(raw[:_MAX_LOG_LINE]).decode("utf-8", "replace").rstrip("\r")
-            self.tail.append(line)
-            if self.on_line is not None:
-                self.on_line(line)
-
-    def _close(self, name: str) -> None:
-        fd = self.fds.pop(name, None)
-        if fd is not None:
-            os.close(fd)
+                try:
+                    self.emit(line)
+                except Exception:  # noqa: S112 - a broken log must not stop the draining
+                    continue

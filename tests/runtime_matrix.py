@@ -346,7 +346,7 @@ def local_invoke(
     root: Path, event: Any, timeout: float = 10.0
 ) -> tuple[int | None, bytes, tuple[str, ...]]:
     """Run ``sor local invoke ROOT`` as a real process: exit status, stdout, stderr lines."""
-    from sor.process import run
+    from sor.exchange import run
 
     event_file = root.parent / f"{root.name}.event.json"
     event_file.write_text(json.dumps(event))

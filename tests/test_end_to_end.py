@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from runtime_matrix import write_files
 
-from sor.process import run
+from sor.exchange import run
 
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 
