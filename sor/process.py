@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import fcntl
 import os
 import select
@@ -203,6 +204,8 @@ def spawn(
             )
     except OSError as exc:
         raise type(exc)(exc.errno, f"cannot start {argv[0]}: {exc.strerror}") from None
+    except ValueError as exc:  # e.g. a NUL byte in an argument or environment value
+        raise OSError(errno.EINVAL, f"cannot start {argv[0]}: {exc}") from None
     finally:
         for fd in temps:
             os.close(fd)
@@ -308,3 +311,51 @@ class LogPump(threading.Thread):
                     self.emit(line)
                 except Exception:  # noqa: S112 - a broken log must not stop the draining
                     continue
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live descendant of ``pid`` (children that left its group too), found in /proc."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return set()
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue  # it ended while we looked
+        fields = stat[stat.rfind(b")") + 2 :].split()  # the command name may hold spaces
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 :][:1] != b"Z"
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid``, its descendants, and the process groups among them other than ours."""
+    for target in [pid, *descendants(pid)]:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            group = os.getpgid(target)
+            if group == target and group != os.getpgrp():
+                os.killpg(group, signal.SIGKILL)
+            os.kill(target, signal.SIGKILL)

@@ -93,6 +93,24 @@ def gone(pid: int, within: float = 5.0) -> bool:
     return True
 
 
+def test_a_child_that_cannot_start_leaves_no_descriptor_behind() -> None:
+    before = set(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        try:
+            run(
+                ["sh", "-c", "true"],
+                env={**ENV, "BAD": "a\0b"},
+                input=b"",
+                timeout=5,
+                max_output=10,
+            )
+        except OSError as exc:
+            assert "cannot start sh" in str(exc)
+        else:
+            raise AssertionError("a NUL byte in the environment must not start anything")
+    assert set(os.listdir("/proc/self/fd")) == before
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sor.config import Middleware
+from sor.config import Hook, Middleware
 from sor.errors import MiddlewareError, MiddlewareTimeout
 from sor.logs import Log
 from sor.middleware import MAX_OUTPUT, ExecRunner, HookResult, PersistentRunner
@@ -83,14 +83,14 @@ def test_exit_status_1_is_a_failure_with_the_stderr_tail(tmp_path: Path) -> None
     err = info.value
     assert not isinstance(err, MiddlewareTimeout)
     assert err.error_type == "Sor.MiddlewareError"
-    assert "auth (before)" in err.message and "status 1" in err.message
+    assert "auth (before): ended with exit code 1;" in err.message
     assert "no token" in err.message and err.stack_trace == ["first line", "no token"]
     assert "[auth] no token" in log_stream.getvalue()
 
 
 def test_killed_by_a_signal_says_so(tmp_path: Path) -> None:
     exe = write_exe(tmp_path / "suicidal", "#!/bin/sh\nkill -TERM $$\n")
-    with pytest.raises(MiddlewareError, match=r"suicidal \(error\): was killed by SIGTERM"):
+    with pytest.raises(MiddlewareError, match=r"suicidal \(error\): ended with signal SIGTERM"):
         exec_runner(exe, name="suicidal").call("error", {}, CONTEXT, 5)
 
 
@@ -135,18 +135,63 @@ def test_replace_unchanged_and_trailing_newline(tmp_path: Path) -> None:
     assert runner.call("after", {"keep": True}, CONTEXT, 5).kind == "unchanged"
 
 
-def test_exit_100_answers_now_except_from_after(tmp_path: Path) -> None:
+def test_exit_100_answers_now_from_before_and_error(tmp_path: Path) -> None:
     exe = write_exe(
         tmp_path / "early", "#!/bin/sh\ncat >/dev/null\necho '{\"statusCode\": 204}'\nexit 100\n"
     )
     runner = exec_runner(exe)
     assert runner.call("before", {}, CONTEXT, 5) == HookResult("respond", {"statusCode": 204})
     assert runner.call("error", {}, CONTEXT, 5) == HookResult("respond", {"statusCode": 204})
-    assert runner.call("after", {}, CONTEXT, 5) == HookResult("replace", {"statusCode": 204})
     silent = write_exe(tmp_path / "silent", "#!/bin/sh\nexit 100\n")
     assert exec_runner(silent).call("before", {"e": 1}, CONTEXT, 5) == HookResult(
         "respond", {"e": 1}
     )
+
+
+def test_exit_100_from_after_is_a_failure(tmp_path: Path) -> None:
+    exe = write_exe(
+        tmp_path / "early",
+        "#!/bin/sh\ncat >/dev/null\necho 'answering' >&2\necho '{\"statusCode\": 204}'\nexit 100\n",
+    )
+    with pytest.raises(MiddlewareError) as info:
+        exec_runner(exe, name="early").call("after", {"statusCode": 200}, CONTEXT, 5)
+    assert not isinstance(info.value, MiddlewareTimeout)
+    message = info.value.message
+    assert message.startswith("middleware early (after): ended with exit code 100")
+    assert "only before and error hooks may answer now" in message and "answering" in message
+
+
+DEEP_JSON = "print('[' * 100000 + ']' * 100000)\n"
+
+
+@pytest.mark.parametrize("hook", ["before", "after", "error"])
+def test_output_nested_too_deeply_is_a_failure(tmp_path: Path, hook: Hook) -> None:
+    exe = write_exe(tmp_path / "deep", py(DEEP_JSON))
+    with pytest.raises(MiddlewareError) as info:
+        exec_runner(exe, name="deep").call(hook, {}, CONTEXT, 5)
+    assert f"middleware deep ({hook}): wrote output that is not JSON" in info.value.message
+    assert "nested too deeply" in info.value.message
+
+
+def test_payload_with_a_lone_surrogate_reaches_the_hook(tmp_path: Path) -> None:
+    exe = write_exe(
+        tmp_path / "echo",
+        py("raw = sys.stdin.buffer.read()\nraw.decode('utf-8')\nprint(raw.decode())\n"),
+    )
+    payload = {"body": "bad \ud800 half", "name": "caf\u00e9"}
+    assert exec_runner(exe).call("before", payload, CONTEXT, 5) == HookResult("replace", payload)
+
+
+def test_payload_that_cannot_be_json_is_a_failure_naming_the_hook(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    exe = write_exe(tmp_path / "m", f"#!/bin/sh\ntouch {marker}\n")
+    deep: list[object] = []
+    for _ in range(100000):
+        deep = [deep]
+    for payload in (deep, {"when": object()}):
+        with pytest.raises(MiddlewareError, match=r"^middleware m \(before\): cannot be given"):
+            exec_runner(exe, name="m").call("before", payload, CONTEXT, 5)
+    assert not marker.exists()
 
 
 def test_hook_environment(tmp_path: Path) -> None:
@@ -167,6 +212,22 @@ def test_hook_environment(tmp_path: Path) -> None:
         "FUNCTION_SETTING": "on",
         "argv": ["error"],
     }
+    unset = {"aws_request_id": None, "deadline_ms": None, "function_name": None}
+    result = exec_runner(exe).call("before", {}, unset, 5)
+    assert result.payload["SOR_REQUEST_ID"] == ""
+    assert result.payload["SOR_DEADLINE_MS"] == ""
+    assert result.payload["SOR_FUNCTION_NAME"] == ""
+    assert exec_runner(exe).call("before", {}, {}, 5).payload["SOR_FUNCTION_NAME"] == ""
+
+
+def test_context_value_that_cannot_be_in_an_environment(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    exe = write_exe(tmp_path / "m", f"#!/bin/sh\ntouch {marker}\n")
+    for name in ("bad\0name", "bad\ud800name"):
+        context = dict(CONTEXT, function_name=name)
+        with pytest.raises(MiddlewareError, match=r"^middleware m \(after\): .*SOR_FUNCTION_NAME"):
+            exec_runner(exe, name="m").call("after", {}, context, 5)
+    assert not marker.exists()
 
 
 def test_missing_or_not_executable(tmp_path: Path) -> None:
@@ -199,6 +260,10 @@ SERVER = py(
     "    if cmd == 'die': sys.stderr.write('dying\\n'); sys.stderr.flush(); os._exit(3)\n"
     "    if cmd == 'garbage': print('not json', flush=True); continue\n"
     "    if cmd == 'error': print(json.dumps({'error': 'refused'}), flush=True); continue\n"
+    "    if cmd == 'deep': print('[' * 100000 + ']' * 100000, flush=True); continue\n"
+    "    if cmd == 'deep-error':\n"
+    "        print('{\"error\": ' + '[' * 100000 + ']' * 100000 + '}', flush=True); continue\n"
+    "    if cmd == 'echo': print(json.dumps({'payload': p}), flush=True); continue\n"
     "    if cmd == 'respond':\n"
     "        print(json.dumps({'respond': {'early': True}}), flush=True); continue\n"
     "    if cmd == 'same': print('{}', flush=True); continue\n"
@@ -239,14 +304,16 @@ def test_persistent_killed_between_calls_is_restarted(server: PersistentRunner) 
     assert wait_gone(first)
     second = server.call("after", {}, CONTEXT, 5).payload["pid"]
     assert second != first and server.pid == second
-    assert "middleware keeper was killed by SIGKILL; restarting it" in server.log_stream.getvalue()  # type: ignore[attr-defined]
+    assert (
+        "middleware keeper ended with signal SIGKILL; restarting it" in server.log_stream.getvalue()
+    )  # type: ignore[attr-defined]
 
 
 def test_persistent_dying_mid_call_fails_then_restarts(server: PersistentRunner) -> None:
     first = server.pid
     with pytest.raises(MiddlewareError) as info:
         server.call("before", {"cmd": "die"}, CONTEXT, 5)
-    assert "keeper (before)" in info.value.message and "status 3" in info.value.message
+    assert "keeper (before): ended with exit code 3 before answering" in info.value.message
     assert "dying" in info.value.message
     assert server.call("before", {}, CONTEXT, 5).payload["pid"] not in (None, first)
 
@@ -269,7 +336,9 @@ def test_persistent_answers(server: PersistentRunner) -> None:
     assert server.call("before", {"cmd": "respond"}, CONTEXT, 5) == HookResult(
         "respond", {"early": True}
     )
-    assert server.call("after", {"cmd": "respond"}, CONTEXT, 5).kind == "replace"
+    assert server.call("error", {"cmd": "respond"}, CONTEXT, 5) == HookResult(
+        "respond", {"early": True}
+    )
     with pytest.raises(MiddlewareError, match="reported an error: refused"):
         server.call("before", {"cmd": "error"}, CONTEXT, 5)
     assert server.pid == pid  # a reported error is an answer: the process is fine
@@ -281,10 +350,50 @@ def test_persistent_answers(server: PersistentRunner) -> None:
 def test_persistent_extra_answer_is_never_taken_for_the_next_call(server: PersistentRunner) -> None:
     pid = server.pid
     assert server.call("before", {"cmd": "twice"}, CONTEXT, 5).payload == "first"
-    time.sleep(0.1)  # let the unasked line arrive
+    assert server.proc is not None
+    deadline = time.monotonic() + 5
+    while not server.proc.reader.pending() and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the unasked line has arrived, however loaded the machine
+    assert server.proc.reader.pending()
     result = server.call("before", {}, CONTEXT, 5).payload
     assert result != "stale" and result["pid"] != pid
     assert "wrote a line nobody asked for" in server.log_stream.getvalue()  # type: ignore[attr-defined]
+
+
+def test_persistent_respond_from_after_is_a_failure(server: PersistentRunner) -> None:
+    pid = server.pid
+    with pytest.raises(MiddlewareError) as info:
+        server.call("after", {"cmd": "respond"}, CONTEXT, 5)
+    assert not isinstance(info.value, MiddlewareTimeout)
+    message = info.value.message
+    assert message.startswith('middleware keeper (after): answered {"respond": ...} from its after')
+    assert "only before and error hooks may answer now" in message
+    assert server.pid == pid  # the answer was in step with the protocol: the process is kept
+
+
+def test_persistent_answer_nested_too_deeply_is_a_failure(server: PersistentRunner) -> None:
+    pid = server.pid
+    with pytest.raises(MiddlewareError, match=r"keeper \(after\): .*nested too deeply"):
+        server.call("after", {"cmd": "deep"}, CONTEXT, 5)
+    assert server.call("before", {}, CONTEXT, 5).payload["pid"] not in (None, pid)
+
+
+def test_persistent_error_nested_too_deeply_is_a_failure(server: PersistentRunner) -> None:
+    with pytest.raises(MiddlewareError, match=r"^middleware keeper \(error\): "):
+        server.call("error", {"cmd": "deep-error"}, CONTEXT, 5)
+
+
+def test_persistent_payload_with_a_lone_surrogate(server: PersistentRunner) -> None:
+    payload = {"cmd": "echo", "body": "bad \ud800 half", "name": "caf\u00e9"}
+    context = dict(CONTEXT, function_name="fn\udc80")
+    assert server.call("before", payload, context, 5) == HookResult("replace", payload)
+
+
+def test_persistent_payload_that_cannot_be_json(server: PersistentRunner) -> None:
+    pid = server.pid
+    with pytest.raises(MiddlewareError, match=r"^middleware keeper \(before\): cannot be given"):
+        server.call("before", {"when": object()}, CONTEXT, 5)
+    assert server.call("before", {}, CONTEXT, 5).payload["pid"] == pid
 
 
 def test_persistent_stderr_goes_to_the_log_with_its_name(server: PersistentRunner) -> None:

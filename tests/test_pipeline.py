@@ -362,7 +362,7 @@ def test_early_answer_from_sh_skips_the_handler(tmp_path: Path) -> None:
 
 
 BROKEN = {
-    "exit 1": ("#!/bin/sh\necho 'cannot reach the cache' >&2\nexit 1\n", "exited with status 1"),
+    "exit 1": ("#!/bin/sh\necho 'cannot reach the cache' >&2\nexit 1\n", "ended with exit code 1"),
     "not json": (
         "#!/usr/bin/env node\nprocess.stderr.write('cannot reach the cache\\n');\n"
         "process.stdout.write('OK then\\n');\n",
@@ -373,6 +373,11 @@ BROKEN = {
         "sys.stderr.flush()\nchunk = '[' + ' ' * (1 << 20)\n"
         "for _ in range(50): sys.stdout.write(chunk)\n",
         "wrote more than 8388608 bytes",
+    ),
+    "nested too deeply": (
+        f"#!{sys.executable}\nimport sys\nprint('cannot reach the cache', file=sys.stderr)\n"
+        "sys.stderr.flush()\nprint('[' * 100000 + ']' * 100000)\n",
+        "wrote output that is not JSON (nested too deeply)",
     ),
 }
 
@@ -410,6 +415,49 @@ def test_continue_keeps_the_payload_and_logs(tmp_path: Path, kind: str) -> None:
     assert "[cache] cannot reach the cache" in logged
     assert f"middleware cache (before): {what}" in logged and "on_error: continue" in logged
     assert "req-9" in logged
+
+
+def test_exit_100_from_after_fails_through_the_outer_error_hooks(tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    answering = write_exe(
+        tmp_path / "answering",
+        '#!/bin/sh\ncat >/dev/null\necho "answering $1" >> ' + str(record) + "\n"
+        '[ "$1" = after ] || exit 0\necho \'{"statusCode": 418}\'\nexit 100\n',
+    )
+    p, _ = pipeline(
+        Middleware(name="outer", path=recorder_py(tmp_path / "py", record)),
+        Middleware(name="answering", path=answering),
+    )
+    with pytest.raises(MiddlewareError) as info:
+        run(p, Handler())
+    assert info.value.payload()["errorType"] == "Sor.MiddlewareError"
+    assert info.value.message.startswith("middleware answering (after): ended with exit code 100")
+    assert record.read_text().split("\n")[:-1] == [
+        "py before",
+        "answering before",
+        "answering after",
+        "py error",
+    ]
+
+
+def test_persistent_answer_nested_too_deeply_is_tolerated_by_continue(tmp_path: Path) -> None:
+    deep = write_exe(
+        tmp_path / "deep",
+        f"#!{sys.executable}\nimport sys\n"
+        "for line in sys.stdin: print('[' * 100000 + ']' * 100000, flush=True)\n",
+    )
+    mw = Middleware(name="deep", path=deep, mode="persistent", on_error="continue")
+    p, log = pipeline(mw)
+    p.start()
+    try:
+        result, _ = run(p, Handler(), {"trail": ["x"]})
+    finally:
+        p.close()
+    assert result == {"trail": ["x", "handler"]}
+    logged = log.getvalue()
+    assert "middleware deep (before): answered with a line that is not JSON" in logged
+    assert "middleware deep (after): answered with a line that is not JSON" in logged
+    assert "on_error: continue" in logged
 
 
 def test_timeout_with_a_grandchild_holding_stdout(tmp_path: Path) -> None:

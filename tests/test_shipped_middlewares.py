@@ -252,6 +252,43 @@ def test_warmup_answers_pings_without_the_handler(harness: MakeHarness, mode: Mo
     assert handler.calls == [{"source": "aws.events"}]
 
 
+WARMUP_LOOKALIKES: list[Any] = [
+    {  # an API Gateway request with ?source=serverless-plugin-warmup
+        "resource": "/",
+        "httpMethod": "GET",
+        "queryStringParameters": {"source": "serverless-plugin-warmup"},
+        "multiValueQueryStringParameters": {"source": ["serverless-plugin-warmup"]},
+        "body": None,
+    },
+    {  # an HTTP API request with the same query string and a JSON body saying it too
+        "version": "2.0",
+        "rawQueryString": "source=serverless-plugin-warmup",
+        "queryStringParameters": {"source": "serverless-plugin-warmup"},
+        "body": json.dumps({"source": "serverless-plugin-warmup"}),
+    },
+    {"detail": {"source": "serverless-plugin-warmup"}, "source": "aws.events"},
+    {'sour"ce': "serverless-plugin-warmup", "note": '"source":"serverless-plugin-warmup"'},
+    [{"source": "serverless-plugin-warmup"}],
+    "serverless-plugin-warmup",
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_warmup_only_looks_at_the_top_level_source(harness: MakeHarness, mode: Mode) -> None:
+    h = harness([shipped("warmup", mode)])
+    handler = Handler()
+    for event in WARMUP_LOOKALIKES:
+        assert h.invoke(event, handler) == {"statusCode": 200, "body": "ok"}
+    assert handler.calls == WARMUP_LOOKALIKES
+    ping = {
+        "nested": {"a": ["]}", {"b": '\\"}'}]},
+        "source": "serverless-plugin-warmup",
+        "after": {"source": "other"},
+    }
+    assert h.invoke(ping, handler) == {"warmup": True}
+    assert len(handler.calls) == len(WARMUP_LOOKALIKES)
+
+
 def test_warmup_settings(harness: MakeHarness) -> None:
     h = harness([shipped("warmup")], WARMUP_SOURCE="my.pinger", WARMUP_RESPONSE='"pong"')
     handler = Handler()
