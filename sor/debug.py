@@ -10,15 +10,14 @@ a DNS answer could differ from the address the runtime later connects to.
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from sor.config import DebugSettings
 from sor.logs import Log
+from sor.rules import is_host_name
 
 KEY = "_debugProxy"
-_HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _SHOWN = 80  # how much of a refused value a warning may quote
 
 
@@ -111,4 +110,6 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 def _valid_host(host: str) -> bool:
-    return _address(host) is not None or _HOST_NAME.match(host) is not None
+    # The same rule as debug.allow's entries in sor.yml (sor.rules), so a name the config
+    # accepts is a name an event may use, and the reverse.
+    return _address(host) is not None or is_host_name(host)

@@ -6,7 +6,7 @@ frozen `Config`, with the origin of every value and the problems only the whole 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -27,6 +27,7 @@ from sor.rules import PathKey, duration_seconds, handler_problem, name_problem
 
 if TYPE_CHECKING:
     from sor.loader import Merged
+    from sor.yamlsource import Source
 
 MIDDLEWARE_VARS = ("SOR_MIDDLEWARES", "SLSMIDDLEWARES")  # the first one set wins
 
@@ -83,6 +84,34 @@ def env_middlewares(env: Mapping[str, str]) -> EnvMiddlewares | None:
     return None
 
 
+_MISSING: Any = object()
+
+
+def _child(node: Any, part: str | int) -> Any:
+    if isinstance(node, dict) and part in node:
+        return node[part]
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return _MISSING
+
+
+def supplier(sources: Sequence[Source], path: PathKey) -> Source | None:
+    """The file the merged node at `path` comes from, or None when no file's node survived the
+    merge (mappings merge key by key, anything else replaces, as `sor.loader.merge` does): an
+    item of a list that a later file replaced is not the merged item, even at the same index."""
+    live: list[tuple[Source, Any]] = [(s, s.data) for s in sources]
+    for part in path:
+        live = [(s, child) for s, node in live if (child := _child(node, part)) is not _MISSING]
+        # The last node replaces the ones before it, unless they are mappings in a row to it.
+        start = len(live) - 1
+        while (
+            start > 0 and isinstance(live[start][1], dict) and isinstance(live[start - 1][1], dict)
+        ):
+            start -= 1
+        live = live[max(start, 0) :]
+    return live[-1][0] if live else None
+
+
 def _p(base: PathKey, *parts: str | int) -> PathKey:
     return (*base, *parts)
 
@@ -111,12 +140,27 @@ class _Builder:
             else:
                 node = default
                 break
-        self.origins[into or path] = self.merged.origin(path, self.default)
+        self.origins[into or path] = self.origin(path, self.default)
         return node
 
+    def origin(self, path: PathKey, fallback: Origin = DEFAULT) -> Origin:
+        """The file position of the merged node at `path`, else `fallback`."""
+        source = supplier(self.merged.sources, path)
+        if source is None or path not in source.positions:
+            return fallback
+        return Origin(source.file, *source.positions[path])
+
     def seconds(self, path: PathKey, default: float, into: PathKey | None = None) -> float:
-        found = duration_seconds(self.value(path, default, into))
-        return default if found is None else found
+        value = self.value(path, _MISSING, into)
+        if value is _MISSING:
+            return default
+        found = duration_seconds(value)
+        if found is None:  # checked files never get here: data that skipped the rules does
+            self.problems.append(
+                self.merged.problem(path, f"{value!r} is not a duration of more than 0 seconds")
+            )
+            return default
+        return found
 
     def runtime(self) -> RuntimeSettings:
         language = self.value(("runtime", "language"), "python")
@@ -178,7 +222,7 @@ class _Builder:
             here = self.root
         else:
             self.value(_p(at, "name"), name, _p(into, "name"))
-            declaring = self.merged.source_of(_p(at, "path"))
+            declaring = supplier(self.merged.sources, _p(at, "path"))
             here = Path(declaring.file).parent if declaring else self.root
         resolved = self.resolve(name, item.get("path"), here, at, into)
         self.fallback = self.origins[("timeouts", "middleware")]
@@ -233,7 +277,7 @@ class _Builder:
                     )
                     return None
                 self.origins[_p(into, "path")] = (
-                    self.merged.origin(_p(at, "path"))
+                    self.origin(_p(at, "path"))
                     if isinstance(explicit, str)
                     else Origin(f"found in {candidate.parent}")
                 )

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sor import archive, exchange
-from sor.errors import ConfigError, SorError, UsageError
+from sor.errors import SorError
 from sor.resources import data_path
 
 _ARCH_OF_MACHINE = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
@@ -37,7 +37,11 @@ _TARGET_MARK = "@TARGET_PYTHON@"
 
 
 class PackageError(SorError):
-    """The layer could not be built."""
+    """The layer could not be built: a bad option, layer source or environment, or pip failed.
+
+    Every failure of `sor package` is this one error, exit status 1 (SPEC: `sor package` exits
+    0 / 1); only argparse's own usage errors exit 2, as for every command.
+    """
 
     error_type = "Sor.PackageError"
 
@@ -61,14 +65,14 @@ def target_for(python: str | None, arch: str | None) -> Target:
         python = f"{sys.version_info.major}.{sys.version_info.minor}"
     match = re.fullmatch(r"3\.(\d{1,2})", python)
     if match is None or int(match.group(1)) < 10:
-        raise UsageError(f"--python {python}: expected a Python version 3.10 or later, as X.Y")
+        raise PackageError(f"--python {python}: expected a Python version 3.10 or later, as X.Y")
     if arch is None:
         machine = platform.machine().lower()
         if machine not in _ARCH_OF_MACHINE:
-            raise UsageError(f"Lambda has no {machine} machines: choose --arch x86_64 or arm64")
+            raise PackageError(f"Lambda has no {machine} machines: choose --arch x86_64 or arm64")
         arch = _ARCH_OF_MACHINE[machine]
     if arch not in _PLATFORM_OF_ARCH:
-        raise UsageError(f"--arch {arch}: expected x86_64 or arm64")
+        raise PackageError(f"--arch {arch}: expected x86_64 or arm64")
     return Target(python=python, arch=arch)
 
 
@@ -184,16 +188,21 @@ def add_scripts(root: Path, target: Target) -> None:
 def check_source(source: Path) -> None:
     """Refuse a layer source with nothing to add or an invalid sor.yml, before any download."""
     if not source.is_dir():
-        raise UsageError(f"{source}: the layer source is not a folder")
+        raise PackageError(f"{source}: the layer source is not a folder")
     config = source / "sor.yml"
     if not config.is_file() and not (source / "middlewares").is_dir():
-        raise UsageError(f"{source} has neither a sor.yml nor a middlewares/ folder to add")
+        raise PackageError(f"{source} has neither a sor.yml nor a middlewares/ folder to add")
     if config.is_file():
         from sor.loader import check_file
 
         _, problems = check_file(config)
         if problems:
-            raise ConfigError(problems)
+            lines = [str(p) for p in problems]
+            raise PackageError(
+                f"the layer source's {config} is invalid, {len(lines)} problem(s): "
+                + "; ".join(lines),
+                stack_trace=lines,
+            )
 
 
 def add_source(root: Path, source: Path, emit: Callable[[str], None]) -> None:
@@ -224,9 +233,9 @@ def build(
     try:
         epoch = archive.epoch_from(env)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise PackageError(str(exc)) from None
     if out.is_dir():
-        raise UsageError(f"--out {out}: is a folder, expected the zip file to write")
+        raise PackageError(f"--out {out}: is a folder, expected the zip file to write")
     if source is not None:
         check_source(source)
     with tempfile.TemporaryDirectory(prefix="sor-layer-") as staging:
@@ -234,18 +243,21 @@ def build(
         site = root / "python"
         site.mkdir()
         install_dependencies(site, target, env, emit)
-        copy_sor(site)
-        add_scripts(root, target)
-        shipped = data_path("middlewares")
-        if shipped.is_dir():
-            shutil.copytree(shipped, root / "middlewares", ignore=_ignore_caches)
-        if source is not None:
-            add_source(root, source, emit)
+        try:
+            copy_sor(site)
+            add_scripts(root, target)
+            shipped = data_path("middlewares")
+            if shipped.is_dir():
+                shutil.copytree(shipped, root / "middlewares", ignore=_ignore_caches)
+            if source is not None:
+                add_source(root, source, emit)
+        except OSError as exc:  # shutil.Error too: a file that vanished, one that cannot be read
+            raise PackageError(f"cannot stage the layer's files: {_os_error(exc)}") from None
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             written = archive.write_zip(root, out, epoch)
         except OSError as exc:
-            raise PackageError(f"cannot write {out}: {exc.strerror or exc}") from None
+            raise PackageError(f"cannot write {out}: {_os_error(exc)}") from None
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     return Layer(
         path=out,
@@ -255,6 +267,12 @@ def build(
         zip_bytes=out.stat().st_size,
         sha256=digest,
     )
+
+
+def _os_error(exc: OSError) -> str:
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc.strerror or exc)
 
 
 def _ignore_caches(folder: str, names: list[str]) -> set[str]:

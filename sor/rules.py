@@ -8,6 +8,7 @@ merged view of several files).
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from typing import Any, Protocol
 
@@ -20,14 +21,16 @@ MAX_SECONDS = 900.0
 
 _DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m)$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0}
+_FLOAT_CAP = 1e300
 _DIR = r"(?:[A-Za-z0-9_][\w.-]*/)*"
 _HANDLERS = {
     "python": re.compile(rf"^{_DIR}[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$"),
     "node": re.compile(rf"^{_DIR}[\w$-]+(?:\.[A-Za-z_$][\w$]*)+$"),
 }
+# \Z, not $: $ also matches before a final newline, and "a.b\n" is no host name.
 _HOST = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+    r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z"
 )
 
 
@@ -39,16 +42,26 @@ class Locator(Protocol):
 
 def duration_seconds(value: Any) -> float | None:
     """Seconds of a duration (`0.5`, `250ms`, `2s`, `1m`); None when it is not one. A string
-    may say zero (`0s`): the rules report it, the schema's pattern cannot."""
+    may say zero (`0s`): the rules report it, the schema's pattern cannot. `.nan` and `.inf` are
+    not durations: NaN compares false with everything, so no bound could ever catch it."""
     if isinstance(value, bool):
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, (int, float)):
-        return float(value) if value > 0 else None
+        # min(): an integer too large for a float is still just "too long", not an overflow.
+        return float(min(value, _FLOAT_CAP)) if value > 0 else None
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
             return float(match.group(1)) * _UNIT[match.group(2)]
     return None
+
+
+def is_host_name(text: str) -> bool:
+    """True for a DNS host name: dot-separated labels of letters, digits and inner hyphens, at
+    most 63 characters each and 253 in all, optionally ending with a dot (no `a..b`)."""
+    return _HOST.match(text) is not None
 
 
 def name_problem(name: str) -> str | None:
@@ -162,6 +175,14 @@ def _middlewares(items: list[Any], at: Locator) -> list[Problem]:
 
 
 def _too_long(value: Any, path: PathKey, at: Locator) -> list[Problem]:
+    if isinstance(value, float) and not math.isfinite(value):
+        return [
+            at.problem(
+                path,
+                f"{_shown(value)} is not a duration: a duration is a finite number of seconds "
+                "(0.5) or a string with a unit (250ms, 2s, 1m)",
+            )
+        ]
     seconds = duration_seconds(value)
     if seconds is None:
         return []
@@ -172,15 +193,24 @@ def _too_long(value: Any, path: PathKey, at: Locator) -> list[Problem]:
     return [
         at.problem(
             path,
-            f"{value!r} ({seconds:g} s) can never be reached: Lambda runs a function for at most "
-            f"{MAX_SECONDS:g} s",
+            f"{_shown(value)} ({seconds:g} s) can never be reached: Lambda runs a function for at "
+            f"most {MAX_SECONDS:g} s",
         )
     ]
+
+
+def _shown(value: Any) -> str:
+    """A duration as the user wrote it: YAML's spelling of NaN and infinity, long numbers cut."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 10**15:
+        return "a number beyond 10**15"
+    return repr(value)
 
 
 def _host_or_network(entry: str) -> bool:
     try:
         ipaddress.ip_network(entry, strict=False)
     except ValueError:
-        return "/" not in entry and bool(_HOST.match(entry))
+        return "/" not in entry and is_host_name(entry)
     return True

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from sor.errors import Problem
+from sor.rules import PathKey as PathKey  # re-exported: sor.schema imports it from here
 
-PathKey = tuple[str | int, ...]
 Position = tuple[int, int]
 
 _MAP_TAG = "tag:yaml.org,2002:map"
@@ -69,6 +68,14 @@ def _pos(node: yaml.Node) -> Position:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+class _UnreadableValue(Exception):
+    """A scalar PyYAML cannot turn into a value; ends the parse like a syntax error."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
 class _Builder:
     def __init__(self, source: Source, loader: Any) -> None:
         self.source = source
@@ -80,7 +87,14 @@ class _Builder:
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        value = self.loader.construct_object(node, deep=True)
+        try:
+            value = self.loader.construct_object(node, deep=True)
+        except ValueError as exc:  # an integer beyond Python's digit limit, say
+            why = str(exc).split(";")[0]  # not Python's advice on sys.set_int_max_str_digits
+            message = f"YAML error: the value cannot be read: {why}"
+            raise _UnreadableValue(
+                Problem(self.source.file, *_pos(node), dotted(path), message)
+            ) from None
         # Timestamps and binary have no JSON form: keep the text so the schema names the value.
         if isinstance(value, (datetime.date, bytes)):
             return str(node.value)
@@ -148,6 +162,9 @@ def parse(text: str, file: str) -> Source:
             )
             return source
         source.data = _Builder(source, loader).build(node, ())
+    except _UnreadableValue as exc:
+        source.problems.append(exc.problem)
+        source.data = None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -167,13 +184,3 @@ def parse(text: str, file: str) -> Source:
     finally:
         loader.dispose()
     return source
-
-
-def read(path: Path, name: str | None = None) -> Source:
-    """Read and parse the file at `path`; an unreadable file is a problem, not an exception."""
-    file = name if name is not None else str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return Source(file, problems=[Problem(file, 1, 1, "", f"cannot read the file: {exc}")])
-    return parse(text, file)

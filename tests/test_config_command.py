@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from sor.cli import main
+from sor.config import HOOKS
 
 LAYER_FILE = """\
 version: 1
@@ -220,3 +221,50 @@ def test_example_config_round_trips(
     assert values(out)["before: 1s"] == f"timeouts.middleware: {fn}/sor.yml:36:15"
     (tmp_path / "effective.yml").write_text(out)
     assert main(["validate", str(tmp_path / "effective.yml")]) == 0
+
+
+def test_items_of_a_replaced_list_keep_no_origin_from_the_replaced_file(
+    function: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fn, layer = function
+    (layer / "sor.yml").write_text(
+        "version: 1\n"
+        "middlewares:\n"
+        "  - name: auth\n"
+        "    mode: persistent\n"
+        "    on_error: continue\n"
+        "    hooks: [before]\n"
+        "    timeout: {after: 2s}\n"
+        "timeouts: {middleware: 300ms}\n"
+    )
+    (fn / "sor.yml").write_text(
+        "version: 1\nruntime: {handler: app.handler}\nmiddlewares: [{name: auth}]\n"
+    )
+    code, out, err = config(capsys)
+    assert code == 0, err
+    [auth] = yaml.safe_load(out)["middlewares"]
+    assert (auth["mode"], auth["on_error"], auth["hooks"]) == ("exec", "fail", list(HOOKS))
+    assert auth["timeout"] == {"before": "300ms", "after": "300ms", "error": "300ms"}
+    origins = values(out)
+    assert origins["- name: auth"] == f"{fn}/sor.yml:3:22"
+    assert origins["mode: exec"] == "default"  # not the layer's `mode: persistent` line
+    assert origins["on_error: fail"] == "default"
+    assert origins["hooks: [before, after, error]"] == "default"
+    assert origins["after: 300ms"] == f"timeouts.middleware: {layer}/sor.yml:8:24"
+    assert origins["middlewares:"] == f"{fn}/sor.yml:3:14"
+    assert f"{layer}/sor.yml:4" not in out and f"{layer}/sor.yml:5" not in out
+
+
+def test_mappings_inside_a_kept_list_item_still_merge_origins(
+    function: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fn, layer = function
+    # The function file says nothing about middlewares: the layer's list is the merged one.
+    (fn / "sor.yml").write_text("version: 1\nruntime: {handler: app.handler}\n")
+    code, out, err = config(capsys)
+    assert code == 0, err
+    origins = values(out)
+    assert origins["- name: auth"] == f"{layer}/sor.yml:6:11"
+    assert origins["before: 2s"] == f"{layer}/sor.yml:7:23"
+    assert origins["handler: app.handler"] == f"{fn}/sor.yml:2:20"
+    assert origins["language: python"] == f"{layer}/sor.yml:3:13"

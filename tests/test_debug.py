@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import struct
@@ -70,6 +71,10 @@ def test_events_without_the_key_or_not_dicts_are_untouched() -> None:
         ("host:0", "between 1 and 65535"),
         ("host:70000", "between 1 and 65535"),
         ("bad host!:9229", "neither a host name nor an IP address"),
+        # the host rule of debug.allow in sor.yml (sor.rules), not a looser one of its own
+        ("a..b:9229", "neither a host name nor an IP address"),
+        ({"host": "relay.example.com\n", "port": 9229}, "neither a host name nor an IP address"),
+        ({"host": "a" * 64 + ".example.com", "port": 9229}, "neither a host name nor an IP"),
         (12, "expected a host:port string, not int"),
         ({"host": "h", "port": True}, "the port must be a number"),
     ],
@@ -85,6 +90,7 @@ def test_bad_values_are_refused_with_a_clear_warning(value: Any, problem: str) -
 
 
 def test_parse_accepts_ipv6_and_dicts() -> None:
+    assert parse("relay.example.com.:9229") == DebugTarget("relay.example.com.", 9229)
     assert parse("[::1]:9229") == DebugTarget("::1", 9229)
     assert parse({"host": "127.0.0.1", "port": "9229"}) == DebugTarget("127.0.0.1", 9229)
     assert DebugTarget("h", 1).as_dict() == {"host": "h", "port": 1}
@@ -111,6 +117,32 @@ def test_refused_host_is_logged_and_gives_no_target() -> None:
 
 
 # --- the Node bridge, end to end ---------------------------------------------------------------
+
+_LISTENING = re.compile(r"Debugger listening on ws://127\.0\.0\.1:(\d+)/")
+
+
+def _inspector_ports(logs: str) -> list[int]:
+    """The ports the adapter's inspector listened on, from Node's own announcement on stderr."""
+    return [int(port) for port in _LISTENING.findall(logs)]
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except ConnectionRefusedError:
+        return False
+
+
+def _closes(port: int) -> bool:
+    """True once nothing accepts connections on 127.0.0.1:``port`` (within 5 s: did not hang)."""
+    give_up = time.monotonic() + 5
+    while _accepts(port):
+        if time.monotonic() > give_up:
+            return False
+        time.sleep(0.05)
+    return True
+
 
 HANDLER = """
 exports.handler = async (event) => ({ keys: Object.keys(event).sort() });
@@ -205,6 +237,10 @@ def test_node_connects_out_and_the_inspector_answers(tmp_path: Path) -> None:
             "id": "next",
             "result": {"keys": ["b"]},
         }
+        # ... and so is the inspector: nothing in the sandbox can attach to it any more.
+        ports = _inspector_ports(adapter.logs())
+        assert len(ports) == 1, adapter.logs()
+        assert _closes(ports[0]), f"the inspector still listens on {ports[0]} after the session"
 
 
 @needs_node
@@ -263,8 +299,14 @@ def test_unreachable_debugger_runs_the_handler_anyway(tmp_path: Path) -> None:
         port = closed.getsockname()[1]  # nothing listens there once it is closed
     with start("node", tmp_path, "index.handler") as adapter:
         assert adapter.ready() == {"type": "ready"}
-        answer = adapter.invoke(
-            {"a": 1}, "unreach", debug={"host": "127.0.0.1", "port": port}, timeout=10
-        )
-        assert answer == {"type": "result", "id": "unreach", "result": {"keys": ["a"]}}
-        assert "unreachable" in adapter.logs()
+        for rid in ("unreach-1", "unreach-2"):  # the inspector closes, and opens again
+            answer = adapter.invoke(
+                {"a": 1}, rid, debug={"host": "127.0.0.1", "port": port}, timeout=10
+            )
+            assert answer == {"type": "result", "id": rid, "result": {"keys": ["a"]}}
+        logs = adapter.logs()
+        assert logs.count("unreachable") == 2, logs
+        ports = _inspector_ports(logs)
+        assert len(ports) == 2, logs
+        for inspector_port in ports:
+            assert _closes(inspector_port), f"the inspector still listens on {inspector_port}"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -183,24 +183,41 @@ def test_cross_target_build_carries_the_targets_compiled_packages(tmp_path: Path
 # -- errors ------------------------------------------------------------------------------------
 
 
-def test_bad_python_version_is_a_usage_error(tmp_path: Path) -> None:
+# SPEC: `sor package` exits 0 / 1; every failure is a Sor.PackageError naming what failed. Only
+# argparse's own usage errors (an unknown option, a value not among the choices) exit 2.
+
+
+def test_bad_python_version_fails_with_one(tmp_path: Path) -> None:
     done = sor("package", "--python", "2.7", "--out", str(tmp_path / "x.zip"), env=clean_env())
-    assert done.returncode == 2
-    assert "--python 2.7" in done.stderr
+    assert done.returncode == 1
+    assert "Sor.PackageError" in done.stderr and "--python 2.7" in done.stderr
     assert not (tmp_path / "x.zip").exists()
 
 
 def test_layer_source_must_hold_something(tmp_path: Path) -> None:
     done = sor("package", str(tmp_path), "--out", str(tmp_path / "x.zip"), env=clean_env())
-    assert done.returncode == 2
+    assert done.returncode == 1
+    assert "Sor.PackageError" in done.stderr
     assert "neither a sor.yml nor a middlewares/" in done.stderr
+    done = sor("package", str(tmp_path / "nowhere"), "--out", str(tmp_path / "y.zip"))
+    assert done.returncode == 1
+    assert f"{tmp_path / 'nowhere'}: the layer source is not a folder" in done.stderr
+
+
+def test_argparse_usage_errors_keep_status_two(tmp_path: Path) -> None:
+    done = sor("package", "--arch", "sparc", "--out", str(tmp_path / "x.zip"), env=clean_env())
+    assert done.returncode == 2
+    assert "invalid choice: 'sparc'" in done.stderr
+    assert not (tmp_path / "x.zip").exists()
 
 
 def test_invalid_layer_config_is_refused_before_building(tmp_path: Path) -> None:
     (tmp_path / "sor.yml").write_text("version: 1\nruntime:\n  langauge: python\n")
     done = sor("package", str(tmp_path), "--out", str(tmp_path / "x.zip"), env=clean_env())
-    assert done.returncode == 2
-    assert "Sor.ConfigError" in done.stderr and "langauge" in done.stderr
+    assert done.returncode == 1
+    assert "Sor.PackageError" in done.stderr and "langauge" in done.stderr
+    assert f"the layer source's {tmp_path / 'sor.yml'} is invalid, 1 problem(s)" in done.stderr
+    assert f"{tmp_path / 'sor.yml'}:3:3: runtime.langauge:" in done.stderr
     assert not (tmp_path / "x.zip").exists()
 
 
@@ -214,7 +231,8 @@ def test_pip_failure_names_the_target(tmp_path: Path) -> None:
 def test_bad_source_date_epoch(tmp_path: Path) -> None:
     env = clean_env(SOURCE_DATE_EPOCH="yesterday")
     done = sor("package", "--out", str(tmp_path / "x.zip"), env=env)
-    assert done.returncode == 2 and "SOURCE_DATE_EPOCH" in done.stderr
+    assert done.returncode == 1 and "SOURCE_DATE_EPOCH" in done.stderr
+    assert "Sor.PackageError" in done.stderr
 
 
 # -- the archive writer ------------------------------------------------------------------------
@@ -362,10 +380,19 @@ def test_wrapper_on_a_runtime_that_is_not_python_looks_for_one(
 # -- end to end: the unpacked layer hosts functions on a bare interpreter ----------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+/\S+)")
+
+
+def served_url(proc: subprocess.Popen[bytes], log: Path) -> str:
+    """The invoke URL `sor local serve --port 0` announces once it listens (the port it got)."""
+    give_up = time.monotonic() + 30
+    while True:
+        found = _LISTENING.search(log.read_text())
+        if found:
+            return found.group(1)
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < give_up, f"no listening line within 30 s\n{log.read_text()}"
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -374,28 +401,24 @@ def serve_layer(unpacked: Path, bare_python: Path, tmp_path: Path) -> Iterator[I
     started: list[subprocess.Popen[bytes]] = []
 
     def invoke(function: Path, event: Any) -> tuple[Any, str]:
-        port = free_port()
-        log = tmp_path / f"serve-{port}.log"
+        log = tmp_path / f"serve-{len(started)}.log"
         node_dir = Path(shutil.which("node") or "/usr/bin/node").parent
         # The bare venv first: the bootstrap must find its python3.X, with no sor around it.
         env = clean_env(PATH=f"{bare_python}:{node_dir}:/usr/bin:/bin")
         argv = [sys.executable, "-m", "sor", "local", "serve", str(function)]
-        argv += ["--port", str(port), "--timeout", "20", "--bootstrap", str(unpacked / "bootstrap")]
+        # Port 0: the server binds a free port itself and says which; no port is picked, freed
+        # and then bound again (another process could take it in between).
+        argv += ["--port", "0", "--timeout", "20", "--bootstrap", str(unpacked / "bootstrap")]
         with log.open("wb") as sink:
             proc = subprocess.Popen(argv, env=env, stdout=sink, stderr=sink)
         started.append(proc)
-        url = f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
-        give_up = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                request = urllib.request.Request(url, data=json.dumps(event).encode())
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    return json.loads(response.read()), log.read_text()
-            except (urllib.error.URLError, ConnectionError) as exc:
-                if isinstance(exc, urllib.error.HTTPError) or time.monotonic() > give_up:
-                    raise AssertionError(f"{exc}\n{log.read_text()}") from exc
-                time.sleep(0.1)
+        url = served_url(proc, log)
+        request = urllib.request.Request(url, data=json.dumps(event).encode())
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read()), log.read_text()
+        except (urllib.error.URLError, ConnectionError) as exc:
+            raise AssertionError(f"{exc}\n{log.read_text()}") from exc
 
     yield invoke
     for proc in started:
@@ -428,7 +451,8 @@ def test_unpacked_layer_runs_a_node_function(serve_layer: Invoker) -> None:
 
 def test_out_must_not_be_a_folder(tmp_path: Path) -> None:
     done = sor("package", "--out", str(tmp_path), env=clean_env())
-    assert done.returncode == 2 and "is a folder" in done.stderr
+    assert done.returncode == 1 and "is a folder" in done.stderr
+    assert "Sor.PackageError" in done.stderr
 
 
 def test_layer_source_middlewares_win_and_are_checked(tmp_path: Path) -> None:
@@ -453,3 +477,17 @@ def test_layer_source_middlewares_win_and_are_checked(tmp_path: Path) -> None:
     assert any("middlewares/warmup replaces the one shipped" in s for s in said), said
     assert any("middlewares/plain is not executable" in s for s in said), said
     assert not any("helpers" in s for s in said), said  # only middlewares themselves must run
+
+
+def test_a_file_that_cannot_be_staged_is_a_package_error(tmp_path: Path) -> None:
+    # A folder in the layer source where sor ships a middleware file: the copy cannot succeed.
+    source = tmp_path / "src"
+    (source / "middlewares" / "warmup").mkdir(parents=True)
+    (source / "middlewares" / "warmup" / "run").write_text("#!/bin/sh\n")
+    out = tmp_path / "x.zip"
+    done = sor("package", str(source), "--out", str(out), env=clean_env())
+    assert done.returncode == 1, done.stderr
+    assert "Sor.PackageError: cannot stage the layer's files:" in done.stderr
+    assert "middlewares/warmup" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not out.exists()

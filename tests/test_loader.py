@@ -275,3 +275,78 @@ def test_version_is_an_int(dirs: tuple[Path, Path, dict[str, str]]) -> None:
     fn, _, env = dirs
     (fn / "sor.yml").write_text("version: 1.0\nruntime: {handler: app.h}\n")
     assert load(env, fn).version == 1
+
+
+def test_check_file_reads_the_file_or_says_why_not(tmp_path: Path) -> None:
+    # The one way a config file is read (yamlsource only parses text).
+    source, [problem] = check_file(tmp_path / "missing.yml")
+    assert problem.message.startswith("cannot read the file")
+    assert (problem.file, problem.line, problem.col) == (str(tmp_path / "missing.yml"), 1, 1)
+    assert source.data is None and source.problems == [problem]
+    latin = tmp_path / "latin.yml"
+    latin.write_bytes(b"version: 1\n# caf\xe9\n")
+    _, [problem] = check_file(latin, "latin.yml")
+    assert problem.file == "latin.yml" and "cannot read the file" in problem.message
+    good = tmp_path / "ok.yml"
+    good.write_text("version: 1\nruntime: {handler: app.handler}\n")
+    source, problems = check_file(good, "ok.yml")
+    assert problems == () and source.file == "ok.yml"
+    assert source.data == {"version": 1, "runtime": {"handler": "app.handler"}}
+
+
+def test_a_non_finite_duration_never_becomes_the_default(
+    dirs: tuple[Path, Path, dict[str, str]],
+) -> None:
+    fn, layer, env = dirs
+    exe(fn / "middlewares" / "a")
+    (layer / "sor.yml").write_text("version: 1\ntimeouts: {grace: .inf}\n")
+    (fn / "sor.yml").write_text(
+        "version: 1\nruntime: {handler: app.h}\nmiddlewares:\n  - name: a\n"
+        "    timeout: {error: .nan}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(env, fn)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{layer}/sor.yml:2:19: timeouts.grace: .inf is not a duration: a duration is a finite "
+        "number of seconds (0.5) or a string with a unit (250ms, 2s, 1m)",
+        f"{fn}/sor.yml:5:22: middlewares[0].timeout.error: .nan is not a duration: a duration "
+        "is a finite number of seconds (0.5) or a string with a unit (250ms, 2s, 1m)",
+    ]
+
+
+def test_unchecked_data_with_a_bad_duration_is_a_problem_not_a_default(tmp_path: Path) -> None:
+    # effective.build reads durations itself too: data that never went through the rules
+    # (a caller that merged files by hand) still gets a placed problem, never the default.
+    from sor.effective import build
+    from sor.loader import Merged
+    from sor.yamlsource import parse
+
+    source = parse("version: 1\nruntime: {handler: app.h}\ntimeouts:\n  grace: .nan\n", "f.yml")
+    _, _, problems = build(Merged([source]), {}, tmp_path, tmp_path)
+    assert [str(p) for p in problems] == [
+        "f.yml:4:10: timeouts.grace: nan is not a duration of more than 0 seconds"
+    ]
+
+
+def test_supplier_follows_the_merge() -> None:
+    from sor.effective import supplier
+    from sor.yamlsource import parse
+
+    layer = parse(
+        "version: 1\nruntime: {language: python}\nmiddlewares:\n  - {name: a, mode: persistent}\n"
+        "debug: {allow: [h1, h2]}\n",
+        "layer",
+    )
+    fn = parse("version: 1\nruntime: {handler: x.y}\nmiddlewares: [{name: b}]\ndebug: 3\n", "fn")
+    sources = [layer, fn]
+    assert [s.file for s in sources] == ["layer", "fn"]
+    assert supplier(sources, ("runtime", "language")) is layer  # mappings merge
+    assert supplier(sources, ("runtime", "handler")) is fn
+    assert supplier(sources, ("runtime",)) is fn  # the last of the mappings merged
+    assert supplier(sources, ("middlewares", 0, "name")) is fn
+    assert supplier(sources, ("middlewares", 0, "mode")) is None  # the list was replaced
+    assert supplier(sources, ("debug", "allow", 1)) is None  # a scalar replaced the mapping
+    assert supplier(sources, ("debug",)) is fn
+    assert supplier([fn, layer], ("debug", "allow", 1)) is layer  # a mapping replaces a scalar
+    assert supplier([fn, layer], ("middlewares", 0, "mode")) is layer
+    assert supplier(sources, ("nothing",)) is None

@@ -232,6 +232,21 @@ BAD: list[tuple[str, str, list[tuple[int, int, str, str]]]] = [
         [(5, 22, "middlewares[0].timeout.error", "can never be reached")],
     ),
     (
+        "inf-middleware-timeout",
+        H + "middlewares:\n  - name: a\n    timeout: .inf\n",
+        [(5, 14, "middlewares[0].timeout", ".inf is not a duration")],
+    ),
+    (
+        "minus-inf-default-middleware-timeout",
+        H + "timeouts:\n  middleware: -.inf\n",
+        [(4, 15, "timeouts.middleware", "-.inf is not a duration")],
+    ),
+    (
+        "huge-integer-timeout",
+        H + "timeouts: {middleware: 1" + "0" * 40 + "}\n",
+        [(3, 24, "timeouts.middleware", "a number beyond 10**15 (1e+40 s) can never be reached")],
+    ),
+    (
         "timeout-beyond-lambda",
         H + "timeouts: {middleware: 901}\n",
         [(3, 24, "timeouts.middleware", "at most 900 s")],
@@ -268,6 +283,14 @@ BAD: list[tuple[str, str, list[tuple[int, int, str, str]]]] = [
         "debug-allow-bad-host",
         H + "debug:\n  allow: [10.0.0.0/8, 'bad host']\n",
         [(4, 23, "debug.allow[1]", "neither a host name nor a network")],
+    ),
+    (
+        "debug-allow-empty-label",  # the same host rule as sor.debug's (test_debug.py)
+        H + 'debug:\n  allow: [relay.example.com, a..b, "c.d\\n"]\n',
+        [
+            (4, 30, "debug.allow[1]", "'a..b' is neither a host name nor a network"),
+            (4, 36, "debug.allow[2]", "'c.d\\n' is neither a host name nor a network"),
+        ],
     ),
     (
         "partial-batch-not-bool",
@@ -337,6 +360,22 @@ BAD = [
     for i, text, e in BAD
 ]
 
+# NaN durations: the rules refuse them. They are kept out of BAD, which test_schema_lite.py also
+# uses as its corpus of schema verdicts: jsonschema lets NaN through every numeric bound (NaN <= 0
+# is false) where sor.schema_lite refuses it. Either way sor reports the rules' problem.
+BAD_NAN: list[tuple[str, str, list[tuple[int, int, str, str]]]] = [
+    (
+        "nan-grace",
+        H + "timeouts: {grace: .nan}\n",
+        [(3, 19, "timeouts.grace", ".nan is not a duration: a duration is a finite number")],
+    ),
+    (
+        "nan-hook-timeout",
+        H + "middlewares:\n  - name: a\n    timeout: {before: .NaN}\n",
+        [(5, 23, "middlewares[0].timeout.before", ".nan is not a duration")],
+    ),
+]
+
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(["validate", *argv])
@@ -345,7 +384,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"), [(t, e) for _, t, e in BAD], ids=[i for i, _, _ in BAD]
+    ("text", "expected"),
+    [(t, e) for _, t, e in BAD + BAD_NAN],
+    ids=[i for i, _, _ in BAD + BAD_NAN],
 )
 def test_bad_config_reports_exact_place(
     tmp_path: Path,

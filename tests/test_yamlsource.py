@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from sor.yamlsource import dotted, parse, read
+from sor.yamlsource import dotted, parse
 
 
 def test_data_and_positions() -> None:
@@ -91,10 +89,10 @@ def test_non_scalar_key_is_a_problem() -> None:
     assert (problem.line, problem.col, problem.message) == (1, 3, "a key must be a plain string")
 
 
-def test_read_unreadable_file(tmp_path: Path) -> None:
-    [problem] = read(tmp_path / "missing.yml").problems
-    assert problem.message.startswith("cannot read the file")
-    good = tmp_path / "ok.yml"
-    good.write_text("version: 1\n")
-    assert read(good, "ok.yml").data == {"version": 1}
-    assert read(good, "ok.yml").file == "ok.yml"
+def test_a_number_python_cannot_read_is_a_problem_not_a_crash() -> None:
+    source = parse("version: 1\ntimeouts:\n  grace: " + "9" * 5000 + "\n", "f.yml")
+    assert source.data is None
+    [problem] = source.problems
+    assert (problem.line, problem.col, problem.path) == (3, 10, "timeouts.grace")
+    assert "the value cannot be read: Exceeds the limit" in problem.message
+    assert "set_int_max_str_digits" not in problem.message

@@ -163,10 +163,10 @@ async function invoke(handler, message) {
   const ctx = message.context && typeof message.context === 'object' ? message.context : {};
   if (ctx.trace_id) process.env._X_AMZN_TRACE_ID = String(ctx.trace_id);
   else delete process.env._X_AMZN_TRACE_ID;
-  let bridge = null;
+  let debugging = null;
   if (message.debug && message.debug.host && message.debug.port) {
     try {
-      bridge = await require('./debug.js').startDebugging(message.debug);
+      debugging = await require('./debug.js').startDebugging(message.debug);
     } catch (err) {
       console.error(`sor: remote debugging failed: ${err.message}`);
     }
@@ -177,7 +177,7 @@ async function invoke(handler, message) {
     else send({ type: 'error', id: message.id, error: errorPayload(outcome.err) });
   } finally {
     current = null;
-    if (bridge) await bridge.terminate();
+    if (debugging) await debugging.end(); // the bridge, then the inspector: see debug.js
   }
 }
 
