@@ -3,14 +3,13 @@
 ``Emulator`` serves ``/2018-06-01/runtime/...`` on 127.0.0.1 (an ephemeral port) to the bootstrap
 it starts in ``DIR`` with the Lambda environment, and runs invocations through it one at a time
 (``sor.sandbox``). ``invoke_server`` puts RIE's ``POST /2015-03-31/functions/function/invocations``
-in front of it. Both servers are ``http.server`` with HTTP/1.1 keep-alive; this module is the only
-place sor serves HTTP.
+in front of it. Both servers are ``http.server`` with HTTP/1.1 keep-alive (``sor.http_server``);
+these two modules are the only place sor serves HTTP.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 import select
@@ -22,20 +21,32 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from sor.errors import UsageError
-from sor.invoke_result import InvokeResult, request_too_large_answer
+from sor.http_server import RequestHandler
+from sor.invoke_result import (
+    InvokeResult,
+    client_context_error_answer,
+    request_too_large_answer,
+    service_error_answer,
+)
 from sor.logs import Log
 from sor.sandbox import MAX_PAYLOAD, Sandbox
 
-__all__ = ["MAX_PAYLOAD", "Emulator", "InvokeResult", "invoke_server", "lambda_environment"]
+__all__ = [
+    "MAX_PAYLOAD",
+    "Emulator",
+    "InvokeResult",
+    "client_context_header",
+    "invoke_server",
+    "lambda_environment",
+]
 
 _PREFIX = "/2018-06-01/runtime"
 _INVOCATION = re.compile(rf"^{_PREFIX}/invocation/([^/]+)/(response|error)$")
 _INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
-_CHUNK = 1 << 16
 _ACCOUNT = "012345678912"  # RIE's account id in the invoked function ARN
 
 
@@ -67,73 +78,6 @@ def lambda_environment(
     return env
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """Shared plumbing: keep-alive, bounded body reads, whole responses."""
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server_version = "sor"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # one line per request would drown the function's own logs
-
-    def read_body(self, limit: int) -> bytes | int:
-        """The request body, or its size when it is over ``limit`` (it is read and dropped)."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked(limit)
-        try:
-            length = max(0, int(self.headers.get("Content-Length") or 0))
-        except ValueError:
-            length = 0
-        if length <= limit:
-            return self.rfile.read(length)
-        left = length
-        while left > 0:
-            chunk = self.rfile.read(min(left, _CHUNK))
-            if not chunk:
-                break
-            left -= len(chunk)
-        return length
-
-    def _read_chunked(self, limit: int) -> bytes | int:
-        parts: list[bytes] = []
-        size = 0
-        while True:
-            line = self.rfile.readline(1024)
-            n = int(line.split(b";")[0].strip() or b"0", 16)
-            if n == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                break
-            data = self.rfile.read(n)
-            self.rfile.readline(16)
-            size += len(data)
-            if size <= limit:
-                parts.append(data)
-        return b"".join(parts) if size <= limit else size
-
-    def answer(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> bool:
-        """Send a whole response; False when the connection broke."""
-        try:
-            self.send_response(status)
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:
-            self.close_connection = True
-            return False
-        return True
-
-    def answer_json(self, status: int, value: object) -> None:
-        self.answer(status, json.dumps(value).encode(), {"Content-Type": "application/json"})
-
-    def not_found(self) -> None:
-        self.answer_json(404, {"errorType": "NotFound", "errorMessage": f"no route {self.path}"})
-
-
 class _RuntimeApiServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -143,7 +87,7 @@ class _RuntimeApiServer(ThreadingHTTPServer):
         self.arn = arn
 
 
-class _RuntimeApiHandler(_Handler):
+class _RuntimeApiHandler(RequestHandler):
     """The Lambda Runtime API, as the bootstrap sees it."""
 
     server: _RuntimeApiServer
@@ -152,7 +96,8 @@ class _RuntimeApiHandler(_Handler):
         if self.path != f"{_PREFIX}/invocation/next":
             self.not_found()
             return
-        inv = self.server.sandbox.next_invocation(self._peer_gone)
+        sandbox = self.server.sandbox
+        inv = sandbox.next_invocation(self._peer_gone)
         if inv is None:
             self.close_connection = True  # stopping, restarted, or a caller that has gone
             return
@@ -167,18 +112,28 @@ class _RuntimeApiHandler(_Handler):
             headers["Lambda-Runtime-Client-Context"] = inv.client_context
         if inv.cognito_identity is not None:
             headers["Lambda-Runtime-Cognito-Identity"] = inv.cognito_identity
-        if not self.answer(200, inv.payload, headers):
-            self.server.sandbox.return_invocation(inv)
+        try:
+            sent = self.answer(200, inv.payload, headers)
+        except Exception as exc:
+            # Never leave the invocation delivered yet unsent: its caller would wait for nothing.
+            message = f"RequestId: {inv.request_id} could not be sent to the runtime: {exc}"
+            sandbox.log.error(message, inv.request_id)
+            sandbox.fail_invocation(inv, service_error_answer(message))
+            return
+        if not sent:
+            sandbox.return_invocation(inv)
 
     def do_POST(self) -> None:
         sandbox = self.server.sandbox
         error_type = self.headers.get("Lambda-Runtime-Function-Error-Type", "")
         match = _INVOCATION.match(self.path)
         if match is None and self.path != f"{_PREFIX}/init/error":
-            self.read_body(0)
-            self.not_found()
+            if self.read_body(0) is not None:
+                self.not_found()
             return
         body = self.read_body(MAX_PAYLOAD)
+        if body is None:
+            return
         if match is None:
             outcome = sandbox.post_init_error(body if isinstance(body, bytes) else b"", error_type)
         elif isinstance(body, int):
@@ -196,8 +151,13 @@ class _RuntimeApiHandler(_Handler):
     def _peer_gone(self) -> bool:
         """True when the bootstrap has closed this connection (e.g. it was killed)."""
         try:
-            readable, _, _ = select.select([self.connection], [], [], 0)
-            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+            poller = select.poll()  # not select(): any descriptor number works
+            poller.register(self.connection, select.POLLIN)
+            if not poller.poll(0):
+                return False
+            return bool(self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"")
+        except BlockingIOError:
+            return False
         except OSError:
             return True
 
@@ -245,7 +205,8 @@ class Emulator:
         )
         sandbox.env = self.env
         region, name = self.env["AWS_REGION"], self.env["AWS_LAMBDA_FUNCTION_NAME"]
-        self._server.arn = f"arn:aws:lambda:{region}:{_ACCOUNT}:function:{name}"
+        arn = f"arn:aws:lambda:{region}:{_ACCOUNT}:function:{name}"
+        self._server.arn = _header_safe(arn)  # a directory name may be anything
         threading.Thread(target=self._server.serve_forever, daemon=True, name="sor-rapi").start()
         self._sandbox = sandbox
         try:
@@ -257,11 +218,15 @@ class Emulator:
             ) from None
 
     def invoke(self, payload: bytes, client_context: str | None = None) -> InvokeResult:
-        """One invocation; ``client_context`` is the JSON text the runtime gets as-is."""
+        """One invocation; ``client_context`` is the JSON object text the runtime gets (a 400
+        answer when it is not one; see ``client_context_header``)."""
         assert self._sandbox is not None, "the emulator is not started"
         if len(payload) > MAX_PAYLOAD:
             return request_too_large_answer(MAX_PAYLOAD)
-        return self._sandbox.invoke(payload, client_context)
+        header = None if client_context is None else client_context_header(client_context)
+        if client_context is not None and header is None:
+            return client_context_error_answer()
+        return self._sandbox.invoke(payload, header)
 
     def bootstrap_pid(self) -> int | None:
         """The running bootstrap's process id (it leads its own process group)."""
@@ -285,35 +250,69 @@ class _InvokeServer(ThreadingHTTPServer):
         self.emulator = emulator
 
 
-class _InvokeHandler(_Handler):
+class _InvokeHandler(RequestHandler):
     """RIE's invoke endpoint."""
 
     server: _InvokeServer
 
     def do_POST(self) -> None:
         body = self.read_body(MAX_PAYLOAD)
+        if body is None:
+            return
         if _INVOKE.match(self.path.split("?", 1)[0]) is None:
             self.not_found()
             return
         if isinstance(body, int):
             result = request_too_large_answer(MAX_PAYLOAD)
         else:
-            result = self.server.emulator.invoke(body, _client_context(self.headers))
+            result = self._invoke(body)
         self.answer(result.status, result.body, result.headers)
+
+    def _invoke(self, body: bytes) -> InvokeResult:
+        try:
+            context = _client_context(self.headers)
+        except ValueError:
+            return client_context_error_answer()
+        try:
+            return self.server.emulator.invoke(body, context)
+        except Exception as exc:  # every request gets an answer, even from a bug of ours
+            self.server.emulator.log.error(f"invoke failed: {type(exc).__name__}: {exc}")
+            return service_error_answer(f"{type(exc).__name__}: {exc}")
 
     def do_GET(self) -> None:
         self.not_found()
 
 
 def _client_context(headers: Message) -> str | None:
-    """X-Amz-Client-Context is base64 JSON in the Invoke API; the runtime gets the JSON."""
+    """X-Amz-Client-Context is base64 JSON in the Invoke API; the runtime gets the JSON.
+    ValueError when it is not base64 of UTF-8 text."""
     value = headers.get("X-Amz-Client-Context")
     if not value:
         return None
+    return base64.b64decode(value, validate=True).decode("utf-8")
+
+
+def _header_safe(text: str) -> str:
+    """``text`` with what a header cannot carry (beyond printable ASCII) percent-encoded."""
+    from urllib.parse import quote
+
+    return "".join(c if " " <= c <= "~" else quote(c, safe="") for c in text)
+
+
+def client_context_header(text: str) -> str | None:
+    """The ``Lambda-Runtime-Client-Context`` value for the client context ``text``, or None
+    when ``text`` is not a JSON object (Lambda refuses it). Printable ASCII is passed as
+    given, as Lambda does; anything else (UTF-8, CR/LF) is re-encoded with JSON's ``\\u``
+    escapes: the same JSON value, and safe in a header."""
     try:
-        return base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return value
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    if text.isascii() and text.isprintable():
+        return text
+    return json.dumps(value, ensure_ascii=True)
 
 
 def invoke_server(emulator: Emulator, host: str, port: int) -> ThreadingHTTPServer:

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import collections
 import os
-import select
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sor.process import CHUNK, MAX_LOG_LINE, STDERR_TAIL_LINES, Child, make_pipe, spawn
+from sor.process import (
+    CHUNK,
+    MAX_LOG_LINE,
+    STDERR_TAIL_LINES,
+    Child,
+    make_pipe,
+    spawn,
+    wait_fds,
+)
 
 # Once the child has exited (and its group is killed), output already written is read at once;
 # this only bounds the wait for end-of-file from a writer that escaped the group.
@@ -132,7 +139,7 @@ class _Exchange:
             left = min(left, 0.01)  # no pidfd: look at the process again soon
         elif watch_exit:
             readers.append(self.child.pidfd)
-        ready_r, ready_w, _ = select.select(readers, writers, [], left)
+        ready_r, ready_w = wait_fds(readers, writers, left)
         if ready_w:
             self._feed()
         for name in ("out", "err"):

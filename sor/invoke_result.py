@@ -104,6 +104,17 @@ def request_too_large_answer(limit: int) -> InvokeResult:
     return _answer(413, _error("RequestEntityTooLarge", message), None)
 
 
+def client_context_error_answer() -> InvokeResult:
+    """The client context was not base64 of a JSON object: refused, as Lambda refuses it."""
+    message = "Client context must be a valid Base64-encoded JSON object."
+    return _answer(400, _error("InvalidRequestContentException", message), None)
+
+
+def service_error_answer(message: str) -> InvokeResult:
+    """The emulator itself failed to run the invocation (Lambda's ServiceException)."""
+    return _answer(500, _error("ServiceException", message), None)
+
+
 def error_body(body: bytes, error_type: str) -> bytes:
     """The ERROR JSON as posted; a body that is not a JSON object is wrapped, as Lambda does."""
     try:

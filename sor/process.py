@@ -13,6 +13,7 @@ import collections
 import contextlib
 import errno
 import fcntl
+import math
 import os
 import select
 import signal
@@ -49,6 +50,29 @@ def resolve_executable(command: str, env: Mapping[str, str]) -> str:
     if not os.access(command, os.X_OK):
         raise PermissionError(f"{command} is not executable")
     return command
+
+
+def wait_fds(
+    readers: Sequence[int], writers: Sequence[int], timeout: float | None
+) -> tuple[set[int], set[int]]:
+    """Block until a descriptor is ready or ``timeout`` (seconds) passes: (readable, writable).
+
+    poll() rather than select(): select() fails on descriptor numbers past 1024.
+    """
+    poller = select.poll()
+    for fd in readers:
+        poller.register(fd, select.POLLIN)
+    for fd in writers:
+        poller.register(fd, select.POLLOUT)
+    ms = None if timeout is None else max(0, math.ceil(timeout * 1000))
+    readable, writable = set(), set()
+    for fd, events in poller.poll(ms):
+        # A closed peer (POLLHUP/POLLERR) counts as ready: the next read or write says so.
+        if events & ~select.POLLOUT:
+            readable.add(fd)
+        if events & (select.POLLOUT | select.POLLERR | select.POLLHUP):
+            writable.add(fd)
+    return readable & set(readers), writable & set(writers)
 
 
 def describe_exit(code: int | None) -> str:
@@ -108,8 +132,8 @@ class Child:
             watch.append(self.pidfd)
         elif timeout is None or timeout > 0.01:
             timeout = 0.01  # no pidfd: look at the process again soon
-        ready, _, _ = select.select(watch, [], [], timeout)
-        return [fd for fd in ready if fd != self.pidfd]
+        ready, _ = wait_fds(watch, [], timeout)
+        return [fd for fd in fds if fd in ready]
 
     def kill_group(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """Signal the process and everything in its group."""
@@ -228,7 +252,7 @@ def write_all(fd: int, data: bytes, child: Child, deadline: float) -> bool:
         if left <= 0:
             raise TimeoutError
         watch = [child.pidfd] if child.pidfd is not None else []
-        _, writable, _ = select.select(watch, [fd], [], min(left, 0.01 if not watch else left))
+        _, writable = wait_fds(watch, [fd], min(left, 0.01 if not watch else left))
         if not writable and child.exited():
             return False
     return True
@@ -274,7 +298,7 @@ class LineReader:
         """True when the child wrote more than the lines read so far (e.g. an unasked answer)."""
         if self._buf:
             return True
-        return bool(select.select([self.fd], [], [], 0)[0])
+        return bool(wait_fds([self.fd], [], 0)[0])
 
     def _read(self) -> bool:
         try:
@@ -359,3 +383,14 @@ def kill_tree(pid: int) -> None:
             if group == target and group != os.getpgrp():
                 os.killpg(group, signal.SIGKILL)
             os.kill(target, signal.SIGKILL)
+
+
+def wait_exit(child: Child, timeout: float | None) -> bool:
+    """Block until ``child`` has ended (not reaped) or ``timeout`` passes; True once it ended."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not child.exited():
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return False
+        child.wait_readable([], left)
+    return True

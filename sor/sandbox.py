@@ -18,22 +18,13 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sor import invoke_result as answers
 from sor import process
-from sor.invoke_result import (
-    InvokeResult,
-    error_body,
-    exit_answer,
-    exit_reason,
-    function_error_answer,
-    init_error_answer,
-    spawn_error_answer,
-    success_answer,
-    timeout_answer,
-    too_large_answer,
-)
+from sor.invoke_result import InvokeResult
 from sor.logs import Log
 
 MAX_PAYLOAD = 6 * 1024 * 1024 + 100  # Lambda's synchronous limit, as the Runtime API enforces it
+_TOO_LARGE = f"Exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes)."
 _STOP_GRACE = 2.0  # how long a stopping bootstrap may take to end its own children after SIGTERM
 
 
@@ -90,38 +81,30 @@ class Sandbox:
         self._answered: collections.deque[str] = collections.deque(maxlen=16)
         self._stopping = False
 
-    # -- the bootstrap -------------------------------------------------------------------------
-
     def start(self) -> None:
         """Start the bootstrap now (init runs before the first invocation). Raises OSError."""
         with self._cv:
             self._spawn()
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> _Bootstrap:
         """Start a new bootstrap; the caller holds ``_cv``."""
-        read_fd, write_fd = process.make_pipe()
+        log_r, log_w = process.make_pipe()
         try:
-            child = process.spawn(
-                self.argv,
-                env={**self.env, "PWD": self.cwd},
-                stdout=write_fd,
-                stderr=write_fd,
-                cwd=self.cwd,
-            )
+            env = {**self.env, "PWD": self.cwd}
+            child = process.spawn(self.argv, env=env, stdout=log_w, stderr=log_w, cwd=self.cwd)
         except OSError:
-            os.close(read_fd)
+            os.close(log_r)
             raise
         finally:
-            os.close(write_fd)
-        pump = process.LogPump(read_fd, self.log.raw)  # the function's logs, as Lambda shows them
+            os.close(log_w)
+        pump = process.LogPump(log_r, self.log.raw)  # the function's logs, as Lambda shows them
         pump.start()
-        boot = _Bootstrap(child, pump)
-        self._boot = boot
+        self._boot = boot = _Bootstrap(child, pump)
         threading.Thread(target=self._watch, args=(boot,), daemon=True, name="sor-watch").start()
+        return boot
 
     def _watch(self, boot: _Bootstrap) -> None:
-        while not boot.child.exited():
-            boot.child.wait_readable([], None)
+        process.wait_exit(boot.child, None)
         with self._cv:
             boot.code = boot.child.close()  # kills what is left of its group, then reaps it
             boot.ended = True
@@ -130,20 +113,20 @@ class Sandbox:
     def _kill(self, boot: _Bootstrap, graceful: bool) -> None:
         """End ``boot`` and everything it started; the caller holds ``_cv``."""
         if not boot.ended:
-            boot.descendants |= _descendants(boot.child.pid)
+            boot.descendants |= process.descendants(boot.child.pid)
         if not boot.ended and graceful:
             boot.child.kill_group(signal.SIGTERM)
             self._cv.wait_for(lambda: boot.ended, _STOP_GRACE)
         if not boot.ended:
-            boot.descendants |= _descendants(boot.child.pid)
+            boot.descendants |= process.descendants(boot.child.pid)
             boot.child.kill_group(signal.SIGKILL)
         for pid in boot.descendants:  # children that left the group (e.g. `sor run`'s runtime)
-            _kill_pid(pid)
+            process.kill_tree(pid)
         self._cv.wait_for(lambda: boot.ended, 5.0)
         # SIGKILL is asynchronous: wait (briefly) until they are really gone, so that nothing of
         # this bootstrap still runs when the next one starts or the emulator has stopped.
         until = time.monotonic() + 1.0
-        while any(map(_running, boot.descendants)) and time.monotonic() < until:
+        while any(map(process.running, boot.descendants)) and time.monotonic() < until:
             self._cv.wait(0.01)
         if self._boot is boot:
             self._boot = None
@@ -161,8 +144,6 @@ class Sandbox:
         """The process id of the running bootstrap, if any."""
         with self._cv:
             return self._boot.child.pid if self._boot and not self._boot.ended else None
-
-    # -- invoke side ---------------------------------------------------------------------------
 
     def invoke(
         self, payload: bytes, client_context: str | None = None, cognito_identity: str | None = None
@@ -185,30 +166,23 @@ class Sandbox:
         start = time.monotonic()
         request_id = str(uuid.uuid4())
         if self._stopping:
-            return spawn_error_answer(request_id, "the emulator is stopping")
+            return answers.spawn_error_answer(request_id, "the emulator is stopping")
         if self._boot is not None and self._boot.ended:
             self._boot = None  # died between invocations: Lambda would start a new sandbox
-        if self._boot is None:
-            try:
-                self._spawn()
-            except OSError as exc:
-                return spawn_error_answer(request_id, str(exc))
-        assert self._boot is not None
-        boot = self._boot
-        inv = Invocation(
-            request_id=request_id,
-            payload=payload,
-            deadline=start + self.timeout,
-            deadline_ms=int((time.time() + self.timeout) * 1000),
-            trace_id=trace_id(),
-            client_context=client_context,
-            cognito_identity=cognito_identity,
-        )
+        try:
+            boot = self._boot or self._spawn()
+        except OSError as exc:
+            return answers.spawn_error_answer(request_id, str(exc))
+        deadline_ms = int((time.time() + self.timeout) * 1000)
+        inv = Invocation(request_id, payload, start + self.timeout, deadline_ms, trace_id())
+        inv.client_context, inv.cognito_identity = client_context, cognito_identity
         self._current = inv
         self.log.info(f"START RequestId: {request_id} Version: $LATEST")
         self._cv.notify_all()
-        answer = self._await(inv, boot)
-        self._current = None
+        try:
+            answer = self._await(inv, boot)
+        finally:
+            self._current = None  # never left for the bootstrap to take, whatever happened
         self._answered.append(request_id)  # so that a late post is told it is too late
         took = (time.monotonic() - start) * 1000
         self.log.info(f"END RequestId: {request_id}")
@@ -221,39 +195,36 @@ class Sandbox:
             if inv.answer is not None:
                 return inv.answer
             if self._stopping:
-                return spawn_error_answer(inv.request_id, "the emulator was stopped")
+                return answers.spawn_error_answer(inv.request_id, "the emulator was stopped")
             if boot.ended and boot.initialized and not inv.delivered:
                 # It died after its last answer, before taking this invocation: as Lambda does,
                 # run the invocation on a new sandbox rather than blame it for the old one.
                 try:
-                    self._spawn()
+                    boot = self._spawn()
                 except OSError as exc:
-                    return spawn_error_answer(inv.request_id, str(exc))
-                assert self._boot is not None
-                boot = self._boot
+                    return answers.spawn_error_answer(inv.request_id, str(exc))
                 continue
             if boot.ended:
                 if boot.init_error is not None and not inv.delivered:
-                    return init_error_answer(boot.init_error)
-                self.log.error(f"bootstrap exited: {exit_reason(boot.code)}", inv.request_id)
-                return exit_answer(inv.request_id, exit_reason(boot.code))
+                    return answers.init_error_answer(boot.init_error)
+                reason = answers.exit_reason(boot.code)
+                self.log.error(f"bootstrap exited: {reason}", inv.request_id)
+                return answers.exit_answer(inv.request_id, reason)
             if boot.init_error is not None and not inv.delivered:
                 self._kill(boot, graceful=False)
-                return init_error_answer(boot.init_error)
+                return answers.init_error_answer(boot.init_error)
             left = inv.deadline - time.monotonic()
             if left <= 0:
                 self.log.error(f"Task timed out after {self.timeout:.2f} seconds", inv.request_id)
                 self._kill(boot, graceful=False)
-                return timeout_answer(self.timeout)
+                return answers.timeout_answer(self.timeout)
             self._cv.wait(left)
-
-    # -- Runtime API side ----------------------------------------------------------------------
 
     def next_invocation(self, peer_gone: Callable[[], bool]) -> Invocation | None:
         """Block until there is an invocation for the bootstrap (None: the caller must hang up)."""
         with self._cv:
             boot = self._boot
-            if boot is None:
+            if boot is None or peer_gone():  # a request left over from a killed bootstrap
                 return None
             boot.initialized = True
             while not self._stopping and self._boot is boot and not boot.ended:
@@ -285,39 +256,35 @@ class Sandbox:
 
     def post_response(self, request_id: str, body: bytes) -> tuple[int, str, str]:
         """The bootstrap's response: (HTTP status, errorType, message) for the Runtime API."""
-        with self._cv:
-            inv = self._delivered(request_id)
-            if isinstance(inv, tuple):
-                return inv
-            if len(body) > MAX_PAYLOAD:
-                return self.response_too_large(request_id, len(body))
-            inv.answer = success_answer(body)
-            self._cv.notify_all()
-            return 202, "", ""
+        if len(body) > MAX_PAYLOAD:
+            return self.response_too_large(request_id, len(body))
+        return self._settle(request_id, answers.success_answer(body))
 
     def response_too_large(self, request_id: str, size: int) -> tuple[int, str, str]:
         """Refuse a response over Lambda's limit; the invocation fails as Lambda fails it."""
-        with self._cv:
-            inv = self._delivered(request_id)
-            if isinstance(inv, tuple):
-                return inv
-            inv.answer = too_large_answer(size, MAX_PAYLOAD)
-            self._cv.notify_all()
-            return (
-                413,
-                "RequestEntityTooLarge",
-                (f"Exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes)."),
-            )
+        outcome = self._settle(request_id, answers.too_large_answer(size, MAX_PAYLOAD))
+        return outcome if outcome[0] != 202 else (413, "RequestEntityTooLarge", _TOO_LARGE)
 
     def post_error(self, request_id: str, body: bytes, error_type: str) -> tuple[int, str, str]:
         """The bootstrap's invocation error (ERROR JSON)."""
+        error = answers.error_body(body, error_type)
+        return self._settle(request_id, answers.function_error_answer(error))
+
+    def _settle(self, request_id: str, answer: InvokeResult) -> tuple[int, str, str]:
         with self._cv:
             inv = self._delivered(request_id)
             if isinstance(inv, tuple):
                 return inv
-            inv.answer = function_error_answer(error_body(body, error_type))
+            inv.answer = answer
             self._cv.notify_all()
             return 202, "", ""
+
+    def fail_invocation(self, inv: Invocation, answer: InvokeResult) -> None:
+        """End ``inv`` with ``answer`` (it could not be handed to the bootstrap at all)."""
+        with self._cv:
+            if inv.answer is None:
+                inv.answer = answer
+                self._cv.notify_all()
 
     def post_init_error(self, body: bytes, error_type: str) -> tuple[int, str, str]:
         """The bootstrap could not initialise; refused once init is over, as Lambda does."""
@@ -325,56 +292,7 @@ class Sandbox:
             boot = self._boot
             if boot is None or boot.initialized or boot.init_error is not None:
                 return 403, "InvalidStateTransition", "init/error is only accepted during init"
-            boot.init_error = error_body(body, error_type)
+            boot.init_error = answers.error_body(body, error_type)
             self.log.error(f"init error: {error_type or 'unknown'}")
             self._cv.notify_all()
             return 202, "", ""
-
-
-def _descendants(root: int) -> set[int]:
-    """Every live descendant of ``root``, found through /proc (empty where there is none)."""
-    children: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return set()
-    for name in entries:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 1:
-            children.setdefault(int(fields[1]), []).append(int(name))
-    found: set[int] = set()
-    todo = [root]
-    while todo:
-        for pid in children.get(todo.pop(), []):
-            if pid not in found:
-                found.add(pid)
-                todo.append(pid)
-    return found
-
-
-def _running(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2 :][:1] != b"Z"
-
-
-def _kill_pid(pid: int) -> None:
-    """SIGKILL ``pid`` and, when it leads a group other than ours, its group."""
-    try:
-        group = os.getpgid(pid)
-        if group == pid and group != os.getpgrp():
-            os.killpg(group, signal.SIGKILL)
-        os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

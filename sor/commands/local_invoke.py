@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import signal
 import sys
@@ -44,13 +43,8 @@ def function_timeout(args: argparse.Namespace) -> float:
 
 
 def configured_handler(directory: Path, env: Mapping[str, str]) -> str | None:
-    """The handler of the function's config; raises ConfigError for a bad config.
-
-    Returns None without looking when sor's config loader is not part of this build.
-    """
-    if importlib.util.find_spec("sor.loader") is None:
-        return None
-    from sor import loader
+    """The handler of the function's config; raises ConfigError for a bad config."""
+    from sor import loader  # lazily: it imports the config machinery
 
     config = loader.load({**env, "LAMBDA_TASK_ROOT": str(directory)}, directory)
     return config.runtime.handler

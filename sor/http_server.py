@@ -1,0 +1,132 @@
+"""The HTTP/1.1 plumbing of sor's servers (``sor.emulator``): bounded body reads, whole answers.
+
+Request bodies come with ``Content-Length`` or chunked; one over the caller's limit is read and
+dropped (up to ``_MAX_DRAIN``, past which the connection is closed instead), so that its sender
+can read the refusal; one that is malformed gets a 400 and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler
+
+_CHUNK = 1 << 16
+_MAX_DRAIN = 64 << 20  # an oversized body up to this is read and dropped, a larger one hung up on
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
+
+
+class _BadBody(Exception):
+    """A request body that is not framed as HTTP/1.1 frames bodies."""
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    """Shared plumbing: keep-alive, bounded body reads, whole responses."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server_version = "sor"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # one line per request would drown the function's own logs
+
+    def read_body(self, limit: int) -> bytes | int | None:
+        """The request body; its size when over ``limit`` (it is dropped); None when it was
+        malformed (a 400 has been sent and the connection will close)."""
+        try:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                return self._read_chunked(limit)
+            raw = (self.headers.get("Content-Length") or "0").strip()
+            if _DIGITS.fullmatch(raw) is None:
+                raise _BadBody(f"Content-Length {raw[:40]!r} is not a size")
+            length = int(raw)
+            if length <= limit:
+                return self._read_exactly(length)
+            self._discard(length)
+            return length
+        except _BadBody as exc:
+            self.close_connection = True
+            self.answer_json(400, {"errorType": "BadRequest", "errorMessage": str(exc)})
+            return None
+
+    def _read_exactly(self, n: int) -> bytes:
+        data = self.rfile.read(n)
+        if len(data) < n:
+            raise _BadBody(f"the body ended after {len(data)} of {n} bytes")
+        return data
+
+    def _discard(self, n: int) -> None:
+        """Drop ``n`` bytes of an oversized body, so the client can read the refusal; past
+        ``_MAX_DRAIN`` the connection is closed instead of reading on."""
+        if n > _MAX_DRAIN:
+            self.close_connection = True
+            return
+        while n > 0:
+            chunk = self.rfile.read(min(n, _CHUNK))
+            if not chunk:
+                raise _BadBody("the body ended early")
+            n -= len(chunk)
+
+    def _read_chunked(self, limit: int) -> bytes | int:
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            line = self.rfile.readline(1024)
+            field = line.split(b";", 1)[0].strip()
+            if not line.endswith(b"\n") or _HEX.fullmatch(field) is None:
+                raise _BadBody(f"malformed chunk size {line[:40]!r}")
+            n = int(field, 16)
+            if n == 0:
+                for _ in range(100):  # trailers, which are ignored
+                    if self.rfile.readline(1024) in (b"\r\n", b"\n", b""):
+                        break
+                else:
+                    raise _BadBody("too many trailers")
+                break
+            if size + n <= limit:
+                parts.append(self._read_exactly(n))
+            elif size + n - limit > _MAX_DRAIN:
+                self.close_connection = True  # never read an unbounded body
+                return size + n
+            else:
+                parts.clear()
+                self._discard(n)
+            size += n
+            if self.rfile.readline(16) not in (b"\r\n", b"\n"):
+                raise _BadBody("a chunk does not end with CRLF")
+        return b"".join(parts) if size <= limit else size
+
+    def answer(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> bool:
+        """Send a whole response; False when the connection broke.
+
+        Any other failure (e.g. a header value that cannot be sent) sends nothing, closes the
+        connection and is raised, for the caller to settle what the response was for.
+        """
+        try:
+            for key, value in (headers or {}).items():
+                if not value.isascii() or not value.isprintable():
+                    raise ValueError(f"header {key} holds characters HTTP cannot carry")
+            self.send_response(status)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            self.close_connection = True
+            return False
+        except Exception:
+            self.close_connection = True
+            raise
+        return True
+
+    def answer_json(self, status: int, value: object) -> None:
+        self.answer(status, json.dumps(value).encode(), {"Content-Type": "application/json"})
+
+    def not_found(self) -> None:
+        self.answer_json(404, {"errorType": "NotFound", "errorMessage": f"no route {self.path}"})
