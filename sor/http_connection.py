@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from socket import SOCK_STREAM
 
 MAX_HEAD = 64 * 1024  # status line and headers; Lambda's are well under 2 kB
-_READ = 256 * 1024
+_READ = 64 * 1024  # below malloc's mmap threshold: a bigger buffer costs an mmap per recv
 
 
 class ConnectionClosed(ConnectionError):

@@ -8,7 +8,6 @@ invocation's deadline.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -175,6 +174,8 @@ class LanguageRuntime:
         }
         if debug is not None:
             message["debug"] = dict(debug)
+        import json  # imported after the spawn (cold start); a dict lookup from then on
+
         line = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
         try:
             if not process.write_all(self._request_w, line, self._child, deadline):
@@ -221,6 +222,8 @@ class LanguageRuntime:
             raise self._died(f"while {doing}") from None
         except ValueError as e:
             raise self._broken(f"wrote {e}") from None
+        import json
+
         try:
             message = json.loads(line)
         except (ValueError, RecursionError):

@@ -6,7 +6,6 @@ Event payloads never go through here unless a middleware such as log-event asks 
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
@@ -34,6 +33,8 @@ class Log:
     def write(self, level: str, message: str, request_id: str = "", **fields: Any) -> None:
         """One log line; ``fields`` appear as keys in JSON and as ``key=value`` in text."""
         if self.json_format:
+            import json  # not at module level: `sor run` spawns the language runtime first
+
             record: dict[str, Any] = {"timestamp": _timestamp(), "level": level.upper()}
             if request_id:
                 record["requestId"] = request_id

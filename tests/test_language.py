@@ -338,3 +338,24 @@ def test_an_unexpected_exception_still_gets_one_answer(task_root: Path) -> None:
         rt.stop()
         api.close()
         server.close()
+
+
+def test_spawn_then_wait_ready_runs_in_the_task_root(task_root: Path) -> None:
+    rt = python_runtime(task_root, "handlers.echo")
+    here = os.getcwd()
+    try:
+        rt.spawn()  # returns without waiting for `ready`: sor finishes its own init meanwhile
+        assert rt.running and rt.pid is not None
+        assert os.getcwd() == here  # the spawn's cwd is the child's, not ours
+        assert Path(os.readlink(f"/proc/{rt.pid}/cwd")) == task_root
+        rt.wait_ready(now_plus(10))
+        assert rt.invoke({"a": 1}, ctx("r1"), now_plus(5)) == {"event": {"a": 1}, "id": "r1"}
+        assert rt.starts == 1
+    finally:
+        rt.stop()
+
+
+def test_wait_ready_without_spawn_is_a_clear_error(task_root: Path) -> None:
+    rt = python_runtime(task_root, "handlers.echo")
+    with pytest.raises(RuntimeExited, match="was not started"):
+        rt.wait_ready(now_plus(1))

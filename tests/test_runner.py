@@ -355,3 +355,36 @@ def test_client_retries_until_the_api_comes_up() -> None:
         client.close()
         for item in holder[:1]:
             item.close()
+
+
+def _adapters_in(folder: Path) -> list[int]:
+    """Python language runtimes (sor_runtime.py) running in ``folder``."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if b"sor_runtime.py" in cmdline and Path(cwd) == folder:
+            found.append(int(proc.name))
+    return found
+
+
+def test_init_error_after_the_early_spawn_leaves_no_runtime(sor_run: Any, root: Path) -> None:
+    # The language runtime is spawned right after the config loads; a middleware that cannot
+    # start fails init after that: the error is still posted, and the runtime does not survive.
+    (root / "mw").write_text("#!/nonexistent/interpreter\n")  # posix_spawn fails: ENOENT
+    (root / "mw").chmod(0o755)
+    # A slow import keeps the runtime busy (not reading its pipe) for as long as the test runs.
+    (root / "slow.py").write_text("import time\ntime.sleep(5)\n\ndef h(e, c):\n    return e\n")
+    (root / "sor.yml").write_text(
+        "version: 1\nruntime:\n  handler: slow.h\n"
+        "middlewares:\n  - name: broken\n    path: mw\n    mode: persistent\n"
+    )
+    s = sor_run(None)
+    error = s.server.wait_init_error().json()
+    assert error["errorType"].startswith("Sor.Middleware"), error
+    assert "broken" in error["errorMessage"]
+    assert s.proc.wait(10) == 1
+    assert _adapters_in(root) == []

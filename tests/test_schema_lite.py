@@ -74,6 +74,11 @@ SMALL: list[tuple[dict[str, Any], list[Any]]] = [
     ({"allOf": [{"minLength": 2}, {"maxLength": 3}]}, ["a", "ab", "abcd", 5]),
     ({"exclusiveMinimum": 0, "maximum": 5}, [0, 0.1, 5, 6, "x"]),
     ({"items": {"type": "string"}, "minItems": 1, "maxItems": 2}, [[], ["a"], ["a", 1], {}]),
+    (
+        {"if": {"required": ["a"]}, "then": {"required": ["b"]}, "else": {"maxProperties": 0}},
+        [{"a": 1}, {"a": 1, "b": 2}, {}, {"c": 1}],
+    ),
+    ({"then": {"required": ["b"]}}, [{}]),
     ({"$defs": {"d": {"type": "string"}}, "properties": {"a": {"$ref": "#/$defs/d"}}}, [{"a": 1}]),
 ]
 
@@ -89,7 +94,7 @@ def test_agrees_with_jsonschema_on_each_keyword(schema: dict[str, Any], values: 
     "schema",
     [
         {"dependentRequired": {"a": ["b"]}},
-        {"properties": {"a": {"if": {"type": "string"}}}},
+        {"properties": {"a": {"contains": {"type": "string"}}}},
         {"$ref": "https://example.com/other.json"},
         {"items": [{"type": "string"}]},
     ],

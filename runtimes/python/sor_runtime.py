@@ -7,8 +7,8 @@ Only light standard-library modules are imported at start-up (json, os, sys, tim
 an error needs it): cold starts pay for this file.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: this file has no annotations, and the import costs
+# ~0.6 ms at every cold start, before `ready`.
 import importlib
 import json
 import os
@@ -204,6 +204,7 @@ def load_handler(spec):
                 "Runtime.BuiltInModuleConflict",
                 f"Cannot use built-in module {modname} as a handler module",
             )
+        # importlib, as awslambdaric: its frames are part of the stack trace users compare.
         module = importlib.import_module(modname.replace("/", "."))
     except ImportError as e:
         raise Fault(
