@@ -90,13 +90,23 @@ class Runner:
     def _init(self) -> Invoker | None:
         began = time.monotonic()
         try:
-            config = load_config(self.env, self.cwd)
             from sor.language import LanguageRuntime
 
-            self.language = LanguageRuntime(
-                config.runtime, task_root=config.task_root, env=self.env, log=self.log
-            )
-            self.language.spawn()
+            guess = self._guess(LanguageRuntime)
+            config = load_config(self.env, self.cwd)
+            if guess is not None and (guess.settings, guess.task_root) == (
+                config.runtime,
+                config.task_root,
+            ):
+                self.language, started = guess, "before-config"
+            else:
+                started = "after-config"
+                if guess is not None:
+                    guess.stop(graceful=False)
+                self.language = LanguageRuntime(
+                    config.runtime, task_root=config.task_root, env=self.env, log=self.log
+                )
+                self.language.spawn()
             # Everything below overlaps with the language runtime's own start-up.
             from sor.invocation import Invoker
 
@@ -113,10 +123,40 @@ class Runner:
             runtime=config.runtime.language,
             handler=config.runtime.handler,
             middlewares=len(config.middlewares),
+            runtime_started=started,
         )
         return Invoker(
             config, self.language, api, log=self.log, env=self.env, pipeline=self.pipeline
         )
+
+    def _guess(self, runtime: type[LanguageRuntime]) -> LanguageRuntime | None:
+        """The Python runtime of `_HANDLER`, spawned before the config is even read.
+
+        On Lambda `_HANDLER` is the function's handler setting, and most functions are Python
+        ones: starting their runtime first hides the parsing of sor.yml behind the interpreter's
+        own start. The guess is made only when the handler's module is a Python file of the task
+        root (so no other function's code is run by it) and kept only when the config agrees.
+        """
+        from sor.config import RuntimeSettings
+        from sor.loader import task_root
+
+        handler = self.env.get("_HANDLER", "")
+        module, _, function = handler.rpartition(".")
+        if not module or not function or ".." in handler or handler.startswith("/"):
+            return None
+        root = task_root(self.env, self.cwd)
+        path = root / module.replace(".", "/")
+        if not (path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()):
+            return None
+        guess = runtime(
+            RuntimeSettings(handler=handler), task_root=root, env=self.env, log=self.log
+        )
+        try:
+            guess.spawn()
+        except SorError:
+            return None  # the real attempt, after the config, reports what is wrong
+        self.language = guess  # stopped on shutdown whatever happens next
+        return guess
 
     def _pipeline(self, config: Config) -> PipelineLike | None:
         if not config.middlewares:

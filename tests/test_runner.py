@@ -388,3 +388,52 @@ def test_init_error_after_the_early_spawn_leaves_no_runtime(sor_run: Any, root: 
     assert "broken" in error["errorMessage"]
     assert s.proc.wait(10) == 1
     assert _adapters_in(root) == []
+
+
+GUESSED = textwrap.dedent(
+    """
+    import os
+    with open(os.path.join(os.path.dirname(__file__), "imports.log"), "a") as log:
+        log.write(f"{os.getpid()}\\n")
+    def echo(event, context):
+        return {"pid": os.getpid(), "by": "echo"}
+    def other(event, context):
+        return {"pid": os.getpid(), "by": "other"}
+    """
+)
+
+
+def test_the_runtime_guessed_from_handler_is_kept_when_the_config_agrees(
+    sor_run: Any, root: Path
+) -> None:
+    (root / "guessed.py").write_text(GUESSED)
+    (root / "sor.yml").write_text("version: 1\nruntime: {handler: guessed.echo}\n")
+    s = sor_run("guessed.echo")
+    body = s.invoke({}).json()
+    # One import of the handler, by the very process that answers: the early one was kept.
+    assert (root / "imports.log").read_text().split() == [str(body["pid"])]
+    assert body["by"] == "echo"
+    assert s.stop() == 0
+    assert "runtime_started=before-config" in s.stderr
+
+
+def test_a_guess_the_config_contradicts_is_replaced(sor_run: Any, root: Path) -> None:
+    (root / "guessed.py").write_text(GUESSED)
+    (root / "sor.yml").write_text("version: 1\nruntime: {handler: guessed.other}\n")
+    s = sor_run("guessed.echo")
+    body = s.invoke({}).json()
+    assert body["by"] == "other"
+    # The guess imported the module once more (docs/performance.md says so); the survivor answers.
+    imports = (root / "imports.log").read_text().split()
+    assert len(imports) == 2 and imports[-1] == str(body["pid"])
+    assert s.invoke({}).json()["pid"] == body["pid"]
+    assert s.stop() == 0
+    assert "runtime_started=after-config" in s.stderr
+
+
+def test_no_guess_without_a_python_module(sor_run: Any, root: Path) -> None:
+    (root / "sor.yml").write_text("version: 1\nruntime: {handler: handlers.echo}\n")
+    s = sor_run("index.handler")  # e.g. a Node function's setting: no index.py to run
+    assert s.invoke({"n": 1}).json()["event"] == {"n": 1}
+    assert s.stop() == 0
+    assert "runtime_started=after-config" in s.stderr
