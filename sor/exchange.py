@@ -23,6 +23,7 @@ from sor.process import (
     wait_fds,
 )
 
+_READ = 1 << 16  # bytes per read: larger reads cost an mmap/munmap each (docs/performance.md)
 # Once the child has exited (and its group is killed), output already written is read at once;
 # this only bounds the wait for end-of-file from a writer that escaped the group.
 _EOF_WAIT_AFTER_EXIT = 0.05
@@ -165,7 +166,7 @@ class _Exchange:
     def _take(self, name: str) -> bool:
         """Read once from a pipe; False when there was nothing to read or it closed."""
         try:
-            chunk = os.read(self.fds[name], CHUNK)
+            chunk = os.read(self.fds[name], _READ)
         except BlockingIOError:
             return False
         if not chunk:
