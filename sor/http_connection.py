@@ -2,13 +2,14 @@
 
 Written for the Runtime API hot path, where ``http.client`` costs more than the rest of sor's own
 per-invocation work (docs/performance.md): it parses headers through ``email.feedparser`` and
-sends a POST's head and body in two writes. This one sends each request in one ``sendall`` with
+sends a POST's head and body in two writes. This one sends each request as one buffer with
 TCP_NODELAY set, and parses the status line and headers itself. Bodies: Content-Length, chunked,
 or until the server closes. ``Connection: close`` (and HTTP/1.0 without keep-alive) is honoured.
 """
 
 from __future__ import annotations
 
+import select
 import socket
 from collections.abc import Mapping
 from socket import SOCK_STREAM
@@ -23,6 +24,10 @@ class ConnectionClosed(ConnectionError):
 
 class ProtocolError(ValueError):
     """The server answered something that is not HTTP/1.x."""
+
+
+class Interrupted(Exception):
+    """The interrupt descriptor became readable before any byte of the response arrived."""
 
 
 class Response:
@@ -66,35 +71,69 @@ class HttpConnection:
         self.address = address
         self.host, self.port = split_address(address)
         self._sock: socket.socket | None = None
+        self._poll: select.poll | None = None
         self._buf = bytearray()  # received, not yet consumed; bytearray: cheap appends
+        self._interrupt: int | None = None
+        self._answering = False  # a byte of the current response has arrived
+        # False until a byte of the current request left: only then may a POST be retried.
+        self.request_sent = False
 
     @property
     def connected(self) -> bool:
         return self._sock is not None
 
     def request(
-        self, method: str, target: str, headers: Mapping[str, str], body: bytes | None = None
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        *,
+        interrupt_fd: int | None = None,
     ) -> Response:
         """Send one request and read its whole response.
 
         Raises OSError (ConnectionClosed when the server hung up) or ProtocolError; either way the
-        connection is closed, and the next request opens a new one.
+        connection is closed, and the next request opens a new one. With ``interrupt_fd``, raises
+        Interrupted when that descriptor becomes readable before the response starts; once a byte
+        of the response arrived, the response is read whole. ``request_sent`` tells afterwards
+        whether any byte of the request was sent.
         """
+        self.request_sent = False
+        self._answering = False
+        self._interrupt = interrupt_fd
         try:
+            if self._sock is not None and self._stale():
+                self.close()  # dropped while idle: reconnect before sending anything
             if self._sock is None:
                 self._connect()
-            assert self._sock is not None
-            self._sock.sendall(encode_request(method, target, self.address, headers, body))
+            self._send(encode_request(method, target, self.address, headers, body))
             response = self._read_response(method)
         except BaseException:
             self.close()  # a half-used connection cannot be reused
             raise
+        finally:
+            self._interrupt = None
         if response.will_close:
             self.close()
         return response
 
+    def _stale(self) -> bool:
+        """True when the idle connection was closed by the server (or sent unasked bytes)."""
+        assert self._poll is not None
+        return bool(self._poll.poll(0))
+
+    def _send(self, data: bytes) -> None:
+        assert self._sock is not None
+        # One send first: failing there means nothing left (a POST may then be retried).
+        sent = self._sock.send(data)
+        self.request_sent = True
+        if sent < len(data):
+            self._sock.sendall(memoryview(data)[sent:])
+
     def close(self) -> None:
         sock, self._sock = self._sock, None
+        self._poll = None
         self._buf = bytearray()
         if sock is not None:
             sock.close()
@@ -116,6 +155,8 @@ class HttpConnection:
         # Every request is one write and waits for its answer: Nagle would only add delay.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
         self._buf = bytearray()
 
     def _read_response(self, method: str) -> Response:
@@ -146,10 +187,22 @@ class HttpConnection:
 
     def _fill(self) -> bool:
         assert self._sock is not None
+        if self._interrupt is not None and not self._answering:
+            self._wait_or_interrupt()
         data = self._sock.recv(_READ)
         if data:
+            self._answering = True
             self._buf += data
         return bool(data)
+
+    def _wait_or_interrupt(self) -> None:
+        assert self._sock is not None and self._interrupt is not None
+        waiter = select.poll()
+        waiter.register(self._sock, select.POLLIN)
+        waiter.register(self._interrupt, select.POLLIN)
+        ready = {fd for fd, _ in waiter.poll()}
+        if self._interrupt in ready and self._sock.fileno() not in ready:
+            raise Interrupted
 
     def _read_head(self) -> bytes:
         while True:

@@ -9,6 +9,7 @@ deadline less a margin to post the answer).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 
 from sor.config import Config
 from sor.errors import FunctionError, InvocationTimeout, SorError
-from sor.language import LanguageRuntime
+from sor.language import TOO_LARGE_ERROR, LanguageRuntime
 from sor.logs import Log
 from sor.runtime_api import Invocation, RuntimeApiClient
 
@@ -125,6 +126,24 @@ def encode_response(value: Any, env: Mapping[str, str]) -> bytes:
     return json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
 
 
+def function_timeout(env: Mapping[str, str], log: Log) -> float | None:
+    """AWS_LAMBDA_FUNCTION_TIMEOUT (set by RIE and `sor local`; Lambda does not say) in seconds.
+
+    A value that is not a finite positive number is ignored with a warning.
+    """
+    text = env.get("AWS_LAMBDA_FUNCTION_TIMEOUT")
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if math.isfinite(value) and value > 0:
+        return value
+    log.warning(f"AWS_LAMBDA_FUNCTION_TIMEOUT={text!r} ignored: not a positive number of seconds")
+    return None
+
+
 class Invoker:
     """Answers invocations: one `handle` call per invocation, one answer, one log line."""
 
@@ -144,10 +163,8 @@ class Invoker:
         self.log = log
         self.env = env
         self.pipeline = pipeline
-        try:  # set by RIE and `sor local`; Lambda itself does not say
-            self._timeout: float | None = float(env.get("AWS_LAMBDA_FUNCTION_TIMEOUT") or "")
-        except ValueError:
-            self._timeout = None
+        self.answered: str | None = None  # the request id of the last invocation answered
+        self._timeout = function_timeout(env, log)
 
     def handle(self, inv: Invocation) -> str:
         """Answer ``inv``; the outcome (``success`` or the posted errorType)."""
@@ -166,6 +183,17 @@ class Invoker:
             return self._answer_error(inv, error, timings, began)
         posted = time.monotonic()
         status = self.api.respond(inv.request_id, body)
+        if status == 413:
+            # The Runtime API refused the response as too large and still awaits an answer.
+            status = self.api.fail(inv.request_id, dict(TOO_LARGE_ERROR))
+            self.answered = inv.request_id
+            timings["post"] = time.monotonic() - posted
+            outcome = str(TOO_LARGE_ERROR["errorType"])
+            if status >= 300:
+                outcome += f" (error rejected, HTTP {status})"
+            self._log_line(inv, outcome, timings, began, size=len(body))
+            return outcome
+        self.answered = inv.request_id
         timings["post"] = time.monotonic() - posted
         outcome = "success" if status < 300 else f"response rejected (HTTP {status})"
         self._log_line(inv, outcome, timings, began, size=len(body))
@@ -251,6 +279,7 @@ class Invoker:
     ) -> str:
         posted = time.monotonic()
         self.api.fail(inv.request_id, error)
+        self.answered = inv.request_id
         timings["post"] = time.monotonic() - posted
         outcome = str(error.get("errorType") or "error")
         self._log_line(inv, outcome, timings, began)
@@ -265,11 +294,13 @@ class Invoker:
         **extra: Any,
     ) -> None:
         phases = {f"{name}_ms": round(secs * 1000, 2) for name, secs in timings.items()}
-        self.log.info(
-            "invocation",
-            inv.request_id,
-            outcome=outcome,
-            duration_ms=round((time.monotonic() - began) * 1000, 2),
-            **phases,
-            **extra,
-        )
+        # The invocation is answered: its log line is best effort, never a reason to answer again.
+        with contextlib.suppress(Exception):
+            self.log.info(
+                "invocation",
+                inv.request_id,
+                outcome=outcome,
+                duration_ms=round((time.monotonic() - began) * 1000, 2),
+                **phases,
+                **extra,
+            )

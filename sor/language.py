@@ -8,10 +8,12 @@ invocation's deadline.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,77 @@ PROTOCOL_VERSION = "1"
 MAX_MESSAGE = 7 * 1024 * 1024  # a 6 MB Lambda payload plus the envelope
 _STOP_GRACE = 0.2  # how long a stopped runtime may run its SIGTERM handlers
 _PUMP_JOIN = 0.5  # how long to wait for a dead runtime's last stderr lines
+_PUMP_READ = 1 << 16  # below malloc's mmap threshold
+LAMBDA_MAX_RESPONSE = 6291556  # bytes; what Lambda's own error message names
+TOO_LARGE_ERROR = {
+    "errorType": "Function.ResponseSizeTooLarge",
+    "errorMessage": (
+        "Response payload size exceeded maximum allowed payload size "
+        f"({LAMBDA_MAX_RESPONSE} bytes)."
+    ),
+    "stackTrace": [],
+}
+
+
+class StoppablePump(process.LogPump):
+    """A LogPump that can be ended although a process that escaped the group keeps the pipe.
+
+    A grandchild that left the process group (setsid) and kept stderr holds the pipe open: a
+    blocking read would never end, leaking a thread and a descriptor on every restart. This one
+    waits on the pipe and on a stop pipe, so `finish` always ends it.
+    """
+
+    def __init__(self, fd: int, emit: Callable[[str], None]) -> None:
+        super().__init__(fd, emit)
+        self._stop_r, self._stop_w = os.pipe()
+
+    def finish(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for the last lines (EOF), then stop reading regardless."""
+        self.join(timeout)
+        if self.is_alive():
+            os.write(self._stop_w, b"x")
+            self.join(timeout)  # it wakes at once: only a stuck `emit` could hold it
+        if not self.is_alive():
+            for fd in (self._stop_r, self._stop_w):
+                os.close(fd)
+            self._stop_r = self._stop_w = -1
+
+    def run(self) -> None:
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        poller.register(self._stop_r, select.POLLIN)
+        pending = bytearray()
+        try:
+            while True:
+                ready = {fd for fd, _ in poller.poll()}
+                if self._stop_r in ready:
+                    break
+                data = os.read(self.fd, _PUMP_READ)
+                if not data:
+                    break
+                pending += data
+                # Lines as LogPump cuts them: at most MAX_LOG_LINE bytes each, memory bounded.
+                while True:
+                    nl = pending.find(b"\n", 0, process.MAX_LOG_LINE)
+                    if nl < 0 and len(pending) < process.MAX_LOG_LINE:
+                        break
+                    cut = nl + 1 if nl >= 0 else process.MAX_LOG_LINE
+                    self._forward(bytes(pending[:cut]))
+                    del pending[:cut]
+            if pending:
+                self._forward(bytes(pending))
+        finally:
+            os.close(self.fd)
+
+    def _forward(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        self.tail.append(line)
+        with contextlib.suppress(Exception):  # a broken log must not stop the draining
+            self.emit(line)
+
+
+class _Oversized(Exception):
+    """The runtime wrote a message over MAX_MESSAGE; it was skipped up to its newline."""
 
 
 def runtime_command(settings: RuntimeSettings) -> list[str]:
@@ -76,7 +149,7 @@ class LanguageRuntime:
         self._child: process.Child | None = None
         self._request_w: int | None = None
         self._reader: process.LineReader | None = None
-        self._pump: process.LogPump | None = None
+        self._pump: StoppablePump | None = None
         self.starts = 0
         self.last_stderr: list[str] = []
 
@@ -120,7 +193,7 @@ class LanguageRuntime:
         self._child = child
         self._request_w = req_w
         self._reader = process.LineReader(ans_r, child, MAX_MESSAGE)
-        self._pump = process.LogPump(err_r, self.log.raw)
+        self._pump = StoppablePump(err_r, self.log.raw)
         self._pump.start()
 
     def wait_ready(self, deadline: float) -> None:
@@ -181,7 +254,12 @@ class LanguageRuntime:
             if not process.write_all(self._request_w, line, self._child, deadline):
                 raise self._died("while receiving the event")
             while True:
-                answer = self._read(deadline, "running the handler")
+                try:
+                    answer = self._read(deadline, "running the handler", skip_oversized=True)
+                except _Oversized:
+                    # Lambda answers this and keeps the runtime warm: the process is healthy,
+                    # only its answer was too big (only one invocation is ever in flight).
+                    raise FunctionError(dict(TOO_LARGE_ERROR)) from None
                 if answer.get("id") != request_id:
                     self.log.warning(f"{self.name}: ignored an answer for another request")
                     continue
@@ -209,19 +287,22 @@ class LanguageRuntime:
         self._request_w = None
         self._reader = None
         if self._pump is not None:
-            self._pump.join(_PUMP_JOIN)
+            self._pump.finish(_PUMP_JOIN)
             self.last_stderr = list(self._pump.tail)
             self._pump = None
         return code
 
-    def _read(self, deadline: float, doing: str) -> dict[str, Any]:
+    def _read(self, deadline: float, doing: str, skip_oversized: bool = False) -> dict[str, Any]:
         assert self._reader is not None
         try:
             line = self._reader.readline(deadline)
         except EOFError:
             raise self._died(f"while {doing}") from None
         except ValueError as e:
-            raise self._broken(f"wrote {e}") from None
+            if not skip_oversized:
+                raise self._broken(f"wrote {e}") from None
+            self._skip_line(deadline, doing)
+            raise _Oversized from None
         import json
 
         try:
@@ -231,6 +312,18 @@ class LanguageRuntime:
         if not isinstance(message, dict):
             raise self._broken(f"wrote a message that is not an object: {line[:80]!r}")
         return message
+
+    def _skip_line(self, deadline: float, doing: str) -> None:
+        """Discard the rest of an oversized line; the reader holds at most MAX_MESSAGE of it."""
+        assert self._reader is not None
+        while True:
+            try:
+                self._reader.readline(deadline)  # the tail of the line, up to its newline
+                return
+            except ValueError:
+                continue  # another MAX_MESSAGE bytes of the same line, already dropped
+            except EOFError:
+                raise self._died(f"while {doing}") from None
 
     def _died(self, doing: str) -> RuntimeExited:
         code = self.stop(graceful=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sor.config import Config
-from sor.effective import DEFAULT, Origin, build, env_middlewares
+from sor.effective import DEFAULT, Origin, build, env_middlewares, supplier
 from sor.errors import ConfigError, Problem
 from sor.rules import PathKey
 
@@ -36,7 +36,7 @@ class Loaded:
 
 
 class Merged:
-    """The files of a config merged in order; places problems and origins in the right file."""
+    """The files of a config merged in order; places problems in the right file."""
 
     def __init__(self, sources: list[Source]) -> None:
         self.sources = sources
@@ -44,22 +44,11 @@ class Merged:
         for source in sources:
             self.data = merge(self.data, source.data)
 
-    def source_of(self, path: PathKey) -> Source | None:
-        """The file that supplied the value at `path` (the last one that has it)."""
-        for source in reversed(self.sources):
-            if path in source.positions:
-                return source
-        return None
-
-    def origin(self, path: PathKey, fallback: Origin = DEFAULT) -> Origin:
-        source = self.source_of(path)
-        if source is None:
-            return fallback
-        return Origin(source.file, *source.positions[path])
-
     def problem(self, path: PathKey, message: str, *, key: bool = False) -> Problem:
+        """A problem placed in the file whose node at `path` (or its nearest ancestor) the merge
+        kept: never in an earlier file whose list a later one replaced."""
         for n in range(len(path), -1, -1):
-            source = self.source_of(path[:n])
+            source = supplier(self.sources, path[:n])
             if source is not None:
                 return source.problem(path, message, key=key)
         from sor.yamlsource import dotted

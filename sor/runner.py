@@ -2,8 +2,10 @@
 
 Init failures are reported to `/init/error` and end the process with status 1, as Lambda expects
 of a runtime. Every invocation gets exactly one answer, whatever goes wrong inside sor. SIGTERM
-(and SIGINT) end the loop cleanly: between invocations at once, during one after its answer; the
-language runtime and persistent middlewares are stopped with it.
+(and SIGINT) end the loop cleanly: during init at once, between invocations at once (the wait
+for the next one is woken through the signal wakeup fd; an invocation whose first byte arrived is
+still taken and answered), during one after its answer; the language runtime and persistent
+middlewares are stopped with it. Once shutdown starts, further signals are ignored.
 
 Cold start order: the config is loaded, the language runtime is spawned at once, and the rest of
 init (the invocation and Runtime API modules, the middleware pipeline) runs while it boots; only
@@ -13,6 +15,8 @@ when this one is.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import time
 from collections.abc import Mapping
@@ -35,7 +39,7 @@ INIT_TIMEOUT = 300.0
 
 
 class _Terminated(BaseException):
-    """Raised by the signal handler to leave a blocking `next` call."""
+    """Raised by the signal handler to abandon init."""
 
 
 def load_config(env: Mapping[str, str], cwd: Path) -> Config:
@@ -59,24 +63,38 @@ class Runner:
         self._api: RuntimeApiClient | None = None
         self.language: LanguageRuntime | None = None
         self.pipeline: Any = None
-        self._busy = False
+        # init: a signal abandons it; serving: a signal ends the loop after the current answer;
+        # shutdown: signals are ignored.
+        self._phase = "init"
         self._stop = False
+        self._wake_r: int | None = None
 
     def run(self) -> int:
         """Run until terminated; 0 after SIGTERM, 1 after an init error."""
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        self._wake_r = wake_r
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         try:
             invoker = self._init()
             if invoker is None:
                 return 1
+            self._phase = "serving"
             self._loop(invoker)
             return 0
         except _Terminated:
             return 0
         finally:
+            self._phase = "shutdown"
             self._shutdown()
+            signal.set_wakeup_fd(previous_wakeup)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            os.close(wake_r)
+            os.close(wake_w)
+            self._wake_r = None
 
     @property
     def api(self) -> RuntimeApiClient:
@@ -84,8 +102,19 @@ class Runner:
         if self._api is None:
             from sor.runtime_api import RuntimeApiClient
 
-            self._api = RuntimeApiClient(self.address)
+            self._api = RuntimeApiClient(self.address, sleep=self._backoff)
         return self._api
+
+    def _backoff(self, delay: float) -> None:
+        """The Runtime API client's retry pause; a signal while serving cuts it short."""
+        if self._phase != "serving" or self._wake_r is None:
+            time.sleep(delay)  # during init a signal interrupts it by raising
+            return
+        from sor.http_connection import Interrupted
+        from sor.process import wait_fds
+
+        if wait_fds([self._wake_r], [], delay)[0]:
+            raise Interrupted
 
     def _init(self) -> Invoker | None:
         began = time.monotonic()
@@ -169,31 +198,50 @@ class Runner:
         return pipeline
 
     def _loop(self, invoker: Invoker) -> None:
+        from sor.http_connection import Interrupted
         from sor.runtime_api import RuntimeApiError
 
         while not self._stop:
-            inv = self.api.next()
-            self._busy = True
+            try:
+                inv = self.api.next(self._wake_r)
+            except Interrupted:
+                self._drain_wakeups()  # a signal that does not stop sor only wakes the wait
+                continue
             try:
                 invoker.handle(inv)
             except RuntimeApiError:
                 raise
             except Exception as exc:  # the answer itself failed: still answer, keep serving
-                self._last_resort(inv, exc)
-            finally:
-                self._busy = False
+                if invoker.answered != inv.request_id:
+                    self._last_resort(inv, exc)
+                # else: it failed after its answer (e.g. its log line): never a second answer
+
+    def _drain_wakeups(self) -> None:
+        assert self._wake_r is not None
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
 
     def _last_resort(self, inv: Invocation, exc: Exception) -> None:
-        self.log.error(f"invocation failed inside sor: {type(exc).__name__}: {exc}", inv.request_id)
         error = {"errorType": "Sor.Error", "errorMessage": f"sor failed: {exc}", "stackTrace": []}
         try:
             self.api.fail(inv.request_id, error)
         except SorError as again:
-            self.log.error(f"could not post the error either: {again.message}", inv.request_id)
+            self._quiet_error(f"could not post the error: {again.message}", inv.request_id)
+        self._quiet_error(
+            f"invocation failed inside sor: {type(exc).__name__}: {exc}", inv.request_id
+        )
+
+    def _quiet_error(self, message: str, request_id: str) -> None:
+        with contextlib.suppress(Exception):  # a broken log cannot be reported: never stop sor
+            self.log.error(message, request_id)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stop = True
-        if not self._busy:
+        if self._phase == "init":
+            self._phase = "shutdown"  # a second signal finds it so and is ignored
             raise _Terminated
 
     def _shutdown(self) -> None:

@@ -4,7 +4,8 @@ Built on sor.http_connection, neither ``requests`` nor ``http.client``: both cos
 than the rest of sor's own work, and more imports at every cold start (measured in
 docs/performance.md). One keep-alive connection is reused for every call; a connection the server
 dropped is reopened, and an API that is briefly unreachable is retried with backoff before a
-clear ``RuntimeApiError``.
+clear ``RuntimeApiError``. A POST is retried only when no byte of it was sent: one that was sent
+may have been taken, and posting it again could answer an invocation twice.
 """
 
 from __future__ import annotations
@@ -95,9 +96,13 @@ class RuntimeApiClient:
             raise RuntimeApiError(f"AWS_LAMBDA_RUNTIME_API must be host:port: {e}") from None
         self._base = f"/{API_VERSION}/runtime"
 
-    def next(self) -> Invocation:
-        """Block until the next invocation arrives."""
-        status, headers, body = self._call("GET", "/invocation/next", None, {})
+    def next(self, interrupt_fd: int | None = None) -> Invocation:
+        """Block until the next invocation arrives.
+
+        Raises sor.http_connection.Interrupted when ``interrupt_fd`` becomes readable before one
+        started to arrive.
+        """
+        status, headers, body = self._call("GET", "/invocation/next", None, {}, interrupt_fd)
         if status != 200:
             raise RuntimeApiError(f"invocation/next answered HTTP {status}: {body[:200]!r}")
         return Invocation.from_response(headers, body)
@@ -123,17 +128,31 @@ class RuntimeApiClient:
         self._conn.close()
 
     def _call(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        interrupt_fd: int | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         headers = {"User-Agent": _USER_AGENT, **headers}
         url = self._base + path
-        return self._retrying(f"{method} {url}", lambda: self._once(method, url, body, headers))
+        return self._retrying(
+            f"{method} {url}",
+            lambda: self._once(method, url, body, headers, interrupt_fd),
+            idempotent=method == "GET",
+        )
 
     def _once(
-        self, method: str, url: str, body: bytes | None, headers: dict[str, str]
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        interrupt_fd: int | None,
     ) -> tuple[int, dict[str, str], bytes]:
         try:
-            response = self._conn.request(method, url, headers, body)
+            response = self._conn.request(method, url, headers, body, interrupt_fd=interrupt_fd)
         except ProtocolError as e:
             raise RuntimeApiError(
                 f"the Lambda Runtime API at {self.address} answered {method} {url} with "
@@ -141,7 +160,7 @@ class RuntimeApiClient:
             ) from None
         return response.status, response.headers, response.body
 
-    def _retrying(self, what: str, call: Callable[[], T]) -> T:
+    def _retrying(self, what: str, call: Callable[[], T], *, idempotent: bool) -> T:
         # A keep-alive connection the server closed fails once at once: retry without waiting.
         delays = (0.0, *self.retry_delays)
         last: Exception | None = None
@@ -151,6 +170,11 @@ class RuntimeApiClient:
             try:
                 return call()
             except OSError as e:  # refused, reset, closed; host unreachable, DNS failure
+                if not idempotent and self._conn.request_sent:
+                    raise RuntimeApiError(
+                        f"the Lambda Runtime API at {self.address} failed during {what} after "
+                        f"the request was sent ({e}); not retried: it may have been taken"
+                    ) from None
                 last = e
         raise RuntimeApiError(
             f"the Lambda Runtime API at {self.address} is unreachable ({what}): {last}"

@@ -108,10 +108,15 @@ def _translate(error: ValidationError, source: Source) -> Iterator[Problem]:
             if key not in allowed:
                 yield source.problem((*path, key), _unknown_key(key, allowed), key=True)
     elif kind == "required":
-        for key in expected:
-            if key not in value:
-                hint = " (write `version: 1` at the top of the file)" if key == "version" else ""
-                yield source.problem(path, f"missing required key '{key}'{hint}")
+        # jsonschema reports each missing key as its own error, all with the whole list as
+        # validator_value: only the key this error names is reported, once.
+        missing = [key for key in expected if key not in value]
+        named = [key for key in missing if error.message.startswith(f"{key!r} ")] or missing[:1]
+        for key in named:
+            hint = " (write `version: 1` at the top of the file)" if key == "version" else ""
+            yield source.problem(path, f"missing required key '{key}'{hint}")
+    elif kind == "pattern":
+        yield source.problem(path, _pattern_message(error))
     elif kind == "type":
         wanted = _TYPE_WORDS.get(str(expected), str(expected))
         yield source.problem(path, f"must be {wanted}, not {_describe(value)}")
@@ -131,6 +136,38 @@ def _translate(error: ValidationError, source: Source) -> Iterator[Problem]:
             seen.append(item)
     else:
         yield source.problem(path, error.message)
+
+
+def _pattern_message(error: ValidationError) -> str:
+    """What the value should look like, in the schema's words, never the raw expression."""
+    steps = list(error.absolute_schema_path)
+    is_key = len(steps) >= 2 and steps[-2] == "propertyNames"
+    what = _description(error.schema)
+    if what is None and is_key:  # {pattern} under propertyNames: its object says what fits
+        what = _description(_schema_at(steps[:-2]))
+    subject = f"key {error.instance!r}" if is_key else _describe(error.instance)
+    if what is None:
+        return f"{subject} does not have the form expected here"
+    return f"{subject} is not valid here: {what}"
+
+
+def _description(schema: Any) -> str | None:
+    text = schema.get("description") if isinstance(schema, dict) else None
+    return text if isinstance(text, str) and text else None
+
+
+def _schema_at(steps: list[Any]) -> Any:
+    """The subschema at an absolute schema path (local $refs followed); None when lost."""
+    document = schema_document()
+    node: Any = document
+    try:
+        for step in steps:
+            while isinstance(node, dict) and step not in node and "$ref" in node:
+                node = document["$defs"][str(node["$ref"]).removeprefix("#/$defs/")]
+            node = node[step]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return node
 
 
 def _is_duration(schema: Any) -> bool:

@@ -70,3 +70,18 @@ def test_missing_attributes_and_non_objects() -> None:
     with pytest.raises(EventMappingError, match="not a JSON object but list"):
         validate_cloudevent([BASE])
     assert not is_cloudevent("x") and not is_cloudevent({**BASE, "specversion": "0.3"})
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", float("nan"), float("inf"), 1e308, "x"])
+def test_epoch_that_is_no_instant_is_a_mapping_error(value: Any) -> None:
+    from sor.events.fields import epoch_to_rfc3339
+
+    with pytest.raises(EventMappingError, match="where: not an epoch timestamp"):
+        epoch_to_rfc3339(value, 1000, "where")
+
+
+def test_epoch_timestamps_convert() -> None:
+    from sor.events.fields import epoch_to_rfc3339
+
+    assert epoch_to_rfc3339("1545084650987", 1000, "w") == "2018-12-17T22:10:50.987Z"
+    assert epoch_to_rfc3339(1545084650.987, 1, "w") == "2018-12-17T22:10:50.987Z"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from sor.http_connection import (
     ConnectionClosed,
     HttpConnection,
+    Interrupted,
     ProtocolError,
     encode_request,
     parse_head,
@@ -246,3 +249,81 @@ def test_encode_request_without_body_has_no_length() -> None:
     assert encode_request("GET", "/n", "h:1", {"User-Agent": "sor"}, None) == (
         b"GET /n HTTP/1.1\r\nHost: h:1\r\nUser-Agent: sor\r\n\r\n"
     )
+
+
+def test_refused_connection_sent_nothing() -> None:
+    probe = socket.create_server(("127.0.0.1", 0))
+    address = f"127.0.0.1:{probe.getsockname()[1]}"
+    probe.close()
+    client = HttpConnection(address)
+    with pytest.raises(ConnectionRefusedError):
+        client.request("POST", "/x", {}, b"body")
+    assert client.request_sent is False
+
+
+def test_a_keep_alive_dropped_while_idle_is_reopened_before_sending(
+    serve: Callable[[Script], RawServer],
+) -> None:
+    dropped = threading.Event()
+
+    def script(conn: socket.socket, index: int) -> None:
+        server.read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d" % index)
+        if index == 1:
+            conn.shutdown(socket.SHUT_RDWR)  # idle timeout, without Connection: close
+            dropped.set()
+
+    server = serve(script)
+    client = _connection(server)
+    try:
+        assert client.request("GET", "/a", {}).body == b"1"
+        assert dropped.wait(5)
+        assert client.request("POST", "/b", {}, b"once").body == b"2"
+    finally:
+        client.close()
+    assert server.connections == 2
+    assert [r.split(b" ")[1] for r in server.requests] == [b"/a", b"/b"]  # /b went out once
+
+
+def test_interrupt_before_the_response_starts(serve: Callable[[Script], RawServer]) -> None:
+    release = threading.Event()
+
+    def script(conn: socket.socket, _: int) -> None:
+        server.read_request(conn)
+        release.wait(5)
+
+    server = serve(script)
+    client = _connection(server)
+    r, w = os.pipe()
+    try:
+        threading.Timer(0.1, os.write, (w, b"x")).start()
+        with pytest.raises(Interrupted):
+            client.request("GET", "/next", {}, interrupt_fd=r)
+        assert not client.connected  # a request abandoned half-way leaves no reusable socket
+    finally:
+        release.set()
+        client.close()
+        os.close(r)
+        os.close(w)
+
+
+def test_a_response_that_started_is_read_whole_despite_the_interrupt(
+    serve: Callable[[Script], RawServer],
+) -> None:
+    r, w = os.pipe()
+
+    def script(conn: socket.socket, _: int) -> None:
+        server.read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+        os.write(w, b"x")  # the signal lands while the body is on its way
+        time.sleep(0.1)
+        conn.sendall(b"world")
+
+    server = serve(script)
+    client = _connection(server)
+    try:
+        assert client.request("GET", "/next", {}, interrupt_fd=r).body == b"helloworld"
+    finally:
+        client.close()
+        os.close(r)
+        os.close(w)

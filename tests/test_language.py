@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
+import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,13 @@ HANDLERS = textwrap.dedent(
         with open(event["pidfile"], "w") as f:
             f.write(str(child.pid))
         time.sleep(30)
+
+    def escaper(event, context):
+        # Leaves the process group and keeps our stderr open, silent, for 30 s.
+        child = subprocess.Popen(["sleep", "30"], start_new_session=True)
+        with open(event["pidfile"], "w") as f:
+            f.write(str(child.pid))
+        os._exit(3)
 
     def big(event, context):
         return {"echo": event["data"], "len": len(event["data"])}
@@ -231,21 +239,49 @@ sleep 30
         rt.stop()
 
 
-def test_oversized_message_is_bounded(task_root: Path) -> None:
+def test_oversized_answer_is_skipped_and_the_runtime_kept_warm(task_root: Path) -> None:
+    # 15 MB: more than twice MAX_MESSAGE, so the skipping spans several bounded reads.
     rt = exec_runtime(
         task_root,
         """printf '{"type":"ready"}\\n' >&4
 read line <&3
-head -c 8000000 /dev/zero | tr '\\0' 'x' >&4
+head -c 15000000 /dev/zero | tr '\\0' 'x' >&4
+printf '\\n' >&4
+read line <&3
+printf '{"type":"result","id":"req-2","result":"small"}\\n' >&4
 sleep 30
 """,
     )
     try:
         rt.start(now_plus(10))
-        with pytest.raises(RuntimeExited, match="longer than"):
+        pid = rt.pid
+        with pytest.raises(FunctionError) as info:
             rt.invoke({}, ctx(), now_plus(10))
+        assert info.value.payload()["errorType"] == "Function.ResponseSizeTooLarge"
+        assert "(6291556 bytes)" in info.value.payload()["errorMessage"]
+        assert rt.running and rt.pid == pid and rt.starts == 1
+        assert rt.invoke({}, ctx("req-2"), now_plus(10)) == "small"
     finally:
         rt.stop()
+
+
+def test_oversized_python_result_keeps_the_runtime(task_root: Path) -> None:
+    rt = python_runtime(task_root, "handlers.big")
+    try:
+        rt.start(now_plus(10))
+        with pytest.raises(FunctionError) as info:
+            rt.invoke({"data": "x" * (8 * 1024 * 1024)}, ctx(), now_plus(20))
+        assert info.value.error_type == "Function.ResponseSizeTooLarge"
+        assert rt.invoke({"data": "ok"}, ctx("req-2"), now_plus(10)) == {"echo": "ok", "len": 2}
+        assert rt.starts == 1
+    finally:
+        rt.stop()
+
+
+def test_oversized_ready_message_still_breaks_the_protocol(task_root: Path) -> None:
+    rt = exec_runtime(task_root, "head -c 8000000 /dev/zero | tr '\\0' 'x' >&4\nsleep 30\n")
+    with pytest.raises(RuntimeExited, match="longer than"):
+        rt.start(now_plus(10))
 
 
 def test_runtime_that_dies_before_ready(task_root: Path) -> None:
@@ -267,41 +303,61 @@ def test_six_megabyte_event_and_response(task_root: Path) -> None:
         rt.stop()
 
 
-def _children() -> set[int]:
-    found: set[int] = set()
-    for task in Path("/proc/self/task").iterdir():
-        found.update(int(p) for p in (task / "children").read_text().split())
-    return found
+LEAK_CHECK = textwrap.dedent(
+    """
+    import io, os, sys, threading, time
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[2])
+    from runtime_api_server import RuntimeApiServer
+    from sor.config import Config, RuntimeSettings
+    from sor.invocation import Invoker
+    from sor.language import LanguageRuntime
+    from sor.logs import Log
+    from sor.runtime_api import RuntimeApiClient
+
+    def children():
+        found = set()
+        for task in Path("/proc/self/task").iterdir():
+            found.update(int(p) for p in (task / "children").read_text().split())
+        return found
+
+    server = RuntimeApiServer()
+    api = RuntimeApiClient(server.address)
+    rt = LanguageRuntime(RuntimeSettings(handler="handlers.echo"), task_root=Path(sys.argv[1]),
+                         env=dict(os.environ), log=Log(io.StringIO()))
+    invoker = Invoker(Config(), rt, api, log=Log(io.StringIO()), env=dict(os.environ))
+    rt.start(time.monotonic() + 10)
+
+    def round_of(n):
+        pending = [server.submit({"i": i}) for i in range(n)]
+        for _ in range(n):
+            assert invoker.handle(api.next()) == "success"
+        for p in pending:
+            assert server.wait_answer(p).kind == "response"
+
+    round_of(10)  # warm: the keep-alive connection and the server's thread exist now
+    fds, threads, kids = sorted(os.listdir("/proc/self/fd")), threading.active_count(), children()
+    round_of(1000)
+    assert sorted(os.listdir("/proc/self/fd")) == fds, (fds, os.listdir("/proc/self/fd"))
+    assert threading.active_count() <= threads
+    assert children() == kids
+    assert rt.starts == 1
+    rt.stop(); api.close(); server.close()
+    print("no leak")
+    """
+)
 
 
 def test_thousand_invocations_leak_nothing(task_root: Path) -> None:
-    server = RuntimeApiServer()
-    api = RuntimeApiClient(server.address)
-    rt = python_runtime(task_root, "handlers.echo")
-    invoker = Invoker(Config(), rt, api, log=Log(io.StringIO()), env=dict(os.environ))
-    try:
-        rt.start(now_plus(10))
-
-        def round_of(n: int) -> None:
-            pending = [server.submit({"i": i}) for i in range(n)]
-            for _ in range(n):
-                assert invoker.handle(api.next()) == "success"
-            for p in pending:
-                assert server.wait_answer(p).kind == "response"
-
-        round_of(10)  # warm: the keep-alive connection and the server's thread exist now
-        fds = len(os.listdir("/proc/self/fd"))
-        threads = threading.active_count()
-        children = _children()
-        round_of(1000)
-        assert len(os.listdir("/proc/self/fd")) == fds
-        assert threading.active_count() <= threads
-        assert _children() == children
-        assert rt.starts == 1
-    finally:
-        rt.stop()
-        api.close()
-        server.close()
+    # In a process of its own: the descriptors, threads and children of a shared test worker
+    # change with whatever other tests left running there.
+    done = subprocess.run(
+        [sys.executable, "-c", LEAK_CHECK, str(task_root), str(Path(__file__).parent)],
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stdout.strip() == b"no leak"
 
 
 class _BrokenPipeline:
@@ -359,3 +415,26 @@ def test_wait_ready_without_spawn_is_a_clear_error(task_root: Path) -> None:
     rt = python_runtime(task_root, "handlers.echo")
     with pytest.raises(RuntimeExited, match="was not started"):
         rt.wait_ready(now_plus(1))
+
+
+def test_a_grandchild_keeping_stderr_leaks_no_pump(task_root: Path, tmp_path: Path) -> None:
+    rt = python_runtime(task_root, "handlers.escaper")
+    pids = []
+    try:
+        for n in range(2):
+            rt.start(now_plus(10))
+            pump = rt._pump
+            assert pump is not None
+            began = time.monotonic()
+            with pytest.raises(RuntimeExited, match="exit code 3"):
+                rt.invoke({"pidfile": str(tmp_path / f"pid{n}")}, ctx(), now_plus(10))
+            pids.append(int((tmp_path / f"pid{n}").read_text()))
+            assert os.path.exists(f"/proc/{pids[-1]}")  # still holding the pipe
+            assert not pump.is_alive()  # the pump thread ended anyway
+            assert time.monotonic() - began < 5
+            assert pump._stop_r == pump._stop_w == -1  # its stop pipe is closed too
+    finally:
+        rt.stop()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

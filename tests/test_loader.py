@@ -350,3 +350,19 @@ def test_supplier_follows_the_merge() -> None:
     assert supplier([fn, layer], ("debug", "allow", 1)) is layer  # a mapping replaces a scalar
     assert supplier([fn, layer], ("middlewares", 0, "mode")) is layer
     assert supplier(sources, ("nothing",)) is None
+
+
+def test_a_problem_is_placed_in_the_file_whose_list_the_merge_kept() -> None:
+    # The function file replaced the layer's middleware list: a problem about the merged first
+    # middleware belongs to the function file, even at a path only the layer's item had.
+    from sor.loader import Merged
+    from sor.yamlsource import parse
+
+    layer = parse("version: 1\nmiddlewares:\n  - {name: a, path: ./tools/a}\n", "layer.yml")
+    function = parse("version: 1\nmiddlewares:\n  - {name: b}\n", "fn.yml")
+    merged = Merged([layer, function])
+    assert merged.data["middlewares"] == [{"name": "b"}]
+    problem = merged.problem(("middlewares", 0, "path"), "no such executable")
+    assert problem.file == "fn.yml"
+    assert (problem.line, problem.col) == (3, 5)
+    assert not hasattr(merged, "origin") and not hasattr(merged, "source_of")

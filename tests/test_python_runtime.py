@@ -407,3 +407,100 @@ def test_adapter_imports_only_light_modules(tmp_path: Path) -> None:
     loaded = done.stdout.decode().strip().split(",")
     assert "asyncio" not in loaded and "cloudevents" not in loaded and "sor" not in loaded
     assert "json" in loaded
+
+
+DEBUGGED = textwrap.dedent(
+    """
+    import sys
+
+    def echo(event, context):
+        return {"event": event, "debugpy_loaded": "debugpy" in sys.modules}
+    """
+)
+
+
+class _Listener:
+    """A debugger's listening socket on 127.0.0.1: records the connections it receives."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connected = threading.Event()
+        self.conns: list[Any] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)  # held open, silent: a debugger nobody attaches through
+            self.connected.set()
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+def _debug_invoker(root: Path, debug_on: bool, command: tuple[str, ...] = ()) -> Any:
+    from sor.config import Config, DebugSettings
+    from sor.invocation import Invoker
+    from sor.runtime_api import RuntimeApiClient
+
+    (root / "debugged.py").write_text(DEBUGGED)
+    server = RuntimeApiServer()
+    api = RuntimeApiClient(server.address)
+    log = io.StringIO()
+    settings = RuntimeSettings(handler="debugged.echo", command=command)
+    rt = LanguageRuntime(settings, task_root=root, env=dict(os.environ), log=Log(log))
+    config = Config(runtime=settings, debug=DebugSettings(enabled=debug_on))
+    invoker = Invoker(config, rt, api, log=Log(log), env=dict(os.environ))
+    return server, api, rt, invoker, log
+
+
+@pytest.mark.parametrize("debug_on", [True, False])
+def test_debug_target_connects_debugpy_and_the_handler_runs(root: Path, debug_on: bool) -> None:
+    pytest.importorskip("debugpy")
+    listener = _Listener()
+    server, api, rt, invoker, log = _debug_invoker(root, debug_on)
+    try:
+        rt.start(time.monotonic() + 10)
+        event = {"a": 1, "_debugProxy": f"127.0.0.1:{listener.port}"}
+        pending = server.submit(event, timeout=3.0)  # waits for the debugger at most ~1.5 s
+        began = time.monotonic()
+        assert invoker.handle(api.next()) == "success"
+        body = server.wait_answer(pending).json()
+        assert body["event"] == {"a": 1}  # the handler never sees _debugProxy
+        assert time.monotonic() - began < 5
+        assert listener.connected.wait(0 if not debug_on else 5) is debug_on
+        assert body["debugpy_loaded"] is debug_on  # imported only when a target arrives
+        if debug_on:
+            assert "did not answer in time; running without it" in log.getvalue()
+    finally:
+        rt.stop()
+        api.close()
+        server.close()
+        listener.close()
+
+
+def test_debug_target_without_debugpy_is_a_log_line(root: Path) -> None:
+    listener = _Listener()
+    # -S: no site-packages, so no debugpy, as in a function that did not bundle it
+    server, api, rt, invoker, log = _debug_invoker(root, True, (sys.executable, "-S"))
+    try:
+        rt.start(time.monotonic() + 10)
+        pending = server.submit({"_debugProxy": f"127.0.0.1:{listener.port}"}, timeout=5.0)
+        assert invoker.handle(api.next()) == "success"
+        assert server.wait_answer(pending).json()["event"] == {}
+        assert "debugpy is not installed in the function" in log.getvalue()
+        assert not listener.connected.is_set()
+    finally:
+        rt.stop()
+        api.close()
+        server.close()
+        listener.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import json
 import os
 import re
@@ -279,7 +282,9 @@ def test_through_the_embedded_emulator(root: Path) -> None:
         emulator.stop()
 
 
-def _raw_server(answers: list[bytes], sock: Any) -> list[bytes]:
+def _raw_server(
+    answers: list[bytes], sock: Any, dropped: threading.Event | None = None
+) -> list[bytes]:
     """Serve one answer per connection, then drop the connection without saying so."""
     import socket
 
@@ -299,6 +304,8 @@ def _raw_server(answers: list[bytes], sock: Any) -> list[bytes]:
                 seen.append(head.split(b"\r\n")[0])
                 conn.sendall(answer)
                 conn.shutdown(socket.SHUT_RDWR)
+                if dropped is not None:
+                    dropped.set()
 
     threading.Thread(target=serve, daemon=True).start()
     return seen
@@ -315,11 +322,15 @@ def test_client_reconnects_after_a_dropped_keep_alive() -> None:
         b"Lambda-Runtime-Deadline-Ms: 1\r\nContent-Length: 2\r\n\r\n{}"
     )
     accepted = b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}"
-    seen = _raw_server([next_answer, accepted], sock)
+    dropped = threading.Event()
+    seen = _raw_server([next_answer, accepted], sock, dropped)
     client = RuntimeApiClient(f"127.0.0.1:{sock.getsockname()[1]}")
     try:
         inv = client.next()
         assert inv.request_id == "r-1" and inv.event == b"{}"
+        # Dropped while idle: a POST is only sent again when no byte of it left, so the test
+        # waits for the drop instead of racing it (sor.http_connection notices it before sending).
+        assert dropped.wait(5)
         assert client.respond("r-1", b'"ok"') == 202
         assert seen == [
             b"GET /2018-06-01/runtime/invocation/next HTTP/1.1",
@@ -335,17 +346,17 @@ def test_client_retries_until_the_api_comes_up() -> None:
 
     from sor.runtime_api import RuntimeApiClient
 
-    probe = socket.create_server(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()  # nothing listens: connection refused until the server below starts
+    # Bound but not listening: connections are refused, and no other test can take the port.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
     accepted = b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}"
-    holder: list[Any] = []
+    seen: list[bytes] = []
 
     def start_late() -> None:
         time.sleep(0.3)
-        sock = socket.create_server(("127.0.0.1", port))
-        holder.append(sock)
-        holder.append(_raw_server([accepted], sock))
+        sock.listen()
+        seen.extend(_raw_server([accepted], sock))
 
     threading.Thread(target=start_late, daemon=True).start()
     client = RuntimeApiClient(f"127.0.0.1:{port}")
@@ -353,8 +364,7 @@ def test_client_retries_until_the_api_comes_up() -> None:
         assert client.init_error({"errorType": "X", "errorMessage": "y"}) == 202
     finally:
         client.close()
-        for item in holder[:1]:
-            item.close()
+        sock.close()
 
 
 def _adapters_in(folder: Path) -> list[int]:
@@ -423,9 +433,10 @@ def test_a_guess_the_config_contradicts_is_replaced(sor_run: Any, root: Path) ->
     s = sor_run("guessed.echo")
     body = s.invoke({}).json()
     assert body["by"] == "other"
-    # The guess imported the module once more (docs/performance.md says so); the survivor answers.
+    # The guess may have imported the module once more before it was stopped (how far it got
+    # depends on the machine's speed: docs/performance.md); the survivor is the one answering.
     imports = (root / "imports.log").read_text().split()
-    assert len(imports) == 2 and imports[-1] == str(body["pid"])
+    assert 1 <= len(imports) <= 2 and imports[-1] == str(body["pid"])
     assert s.invoke({}).json()["pid"] == body["pid"]
     assert s.stop() == 0
     assert "runtime_started=after-config" in s.stderr
@@ -437,3 +448,233 @@ def test_no_guess_without_a_python_module(sor_run: Any, root: Path) -> None:
     assert s.invoke({"n": 1}).json()["event"] == {"n": 1}
     assert s.stop() == 0
     assert "runtime_started=after-config" in s.stderr
+
+
+STUBBORN = textwrap.dedent(
+    """
+    import os, signal, time
+    MARK = os.path.join(os.path.dirname(__file__), "got-term")
+
+    def on_term(signum, frame):
+        open(MARK, "w").close()  # then keep running: sor waits its grace, then kills
+
+    signal.signal(signal.SIGTERM, on_term)
+
+    def echo(event, context):
+        return {"pid": os.getpid()}
+    """
+)
+
+
+def test_a_second_sigterm_during_shutdown_is_ignored(sor_run: Any, root: Path) -> None:
+    (root / "stubborn.py").write_text(STUBBORN)
+    (root / "sor.yml").write_text("version: 1\nruntime: {handler: stubborn.echo}\n")
+    s = sor_run("stubborn.echo")
+    pid = s.invoke({}).json()["pid"]
+    s.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while not (root / "got-term").exists() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert (root / "got-term").exists()  # sor is inside its shutdown, stopping the runtime
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(10) == 0
+    assert "Traceback" not in s.stderr
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not Path(f"/proc/{pid}").exists()
+
+
+def _scripted_api(script: Any) -> tuple[Any, list[tuple[bytes, bytes]]]:
+    """A raw Runtime API on 127.0.0.1: ``script(conn, read)`` talks to each connection in turn;
+    ``read()`` returns one whole request as (request line, body), also recorded."""
+    import socket
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    seen: list[tuple[bytes, bytes]] = []
+
+    def read(conn: Any) -> tuple[bytes, bytes]:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise ConnectionError("client went away")
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = re.search(rb"(?i)content-length: (\d+)", head)
+        while length and len(body) < int(length.group(1)):
+            body += conn.recv(65536)
+        seen.append((head.split(b"\r\n")[0], body))
+        return seen[-1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                script(conn, functools.partial(read, conn))
+
+    threading.Thread(target=serve, daemon=True).start()
+    return sock, seen
+
+
+def _next_head(request_id: str, length: int) -> bytes:
+    deadline = int(time.time() * 1000) + 30000
+    return (
+        b"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: %s\r\n"
+        b"Lambda-Runtime-Deadline-Ms: %d\r\nContent-Length: %d\r\n\r\n"
+        % (request_id.encode(), deadline, length)
+    )
+
+
+def test_sigterm_while_an_invocation_arrives_still_answers_it(root: Path) -> None:
+    arriving, go_on = threading.Event(), threading.Event()
+    accepted = b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}"
+
+    def script(conn: Any, read: Any) -> None:
+        read()  # GET next
+        body = b'{"half": "one", "other": "two"}'
+        conn.sendall(_next_head("r-sig", len(body)) + body[:10])
+        arriving.set()
+        go_on.wait(10)
+        conn.sendall(body[10:])
+        read()  # the answer
+        conn.sendall(accepted)
+        while read():  # any further call (a GET next would mean the signal was lost)
+            conn.sendall(accepted)
+
+    sock, seen = _scripted_api(script)
+    env = {**os.environ, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{sock.getsockname()[1]}"}
+    env.update(LAMBDA_TASK_ROOT=str(root), _HANDLER="handlers.echo")
+    env.pop("SOR_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sor", "run"], cwd=root, env=env, stderr=subprocess.PIPE
+    )
+    try:
+        assert arriving.wait(10)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)  # let the signal land while the invocation is half-received
+        go_on.set()
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sock.close()
+    assert proc.stderr is not None
+    assert b"Traceback" not in proc.stderr.read()
+    assert [line for line, _ in seen] == [
+        b"GET /2018-06-01/runtime/invocation/next HTTP/1.1",
+        b"POST /2018-06-01/runtime/invocation/r-sig/response HTTP/1.1",
+    ]
+    assert json.loads(seen[1][1])["event"] == {"half": "one", "other": "two"}
+
+
+def test_a_response_the_api_refuses_as_too_large_is_answered_with_an_error(root: Path) -> None:
+    from sor.config import Config, RuntimeSettings
+    from sor.invocation import Invoker
+    from sor.language import LanguageRuntime
+    from sor.logs import Log
+    from sor.runtime_api import RuntimeApiClient
+
+    refusal = b'{"errorType":"RequestEntityTooLarge"}'
+    too_large = b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(refusal),
+        refusal,
+    )
+    accepted = b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}"
+
+    def script(conn: Any, read: Any) -> None:
+        read()
+        conn.sendall(_next_head("r-big", 2) + b"{}")
+        read()
+        conn.sendall(too_large)
+        read()
+        conn.sendall(accepted)
+
+    sock, seen = _scripted_api(script)
+    api = RuntimeApiClient(f"127.0.0.1:{sock.getsockname()[1]}")
+    log = io.StringIO()
+    rt = LanguageRuntime(
+        RuntimeSettings(handler="handlers.echo"), task_root=root, env=dict(os.environ), log=Log()
+    )
+    invoker = Invoker(Config(), rt, api, log=Log(log), env=dict(os.environ))
+    try:
+        rt.start(time.monotonic() + 10)
+        assert invoker.handle(api.next()) == "Function.ResponseSizeTooLarge"
+    finally:
+        rt.stop()
+        api.close()
+        sock.close()
+    assert [line.split(b" ")[1] for line, _ in seen] == [
+        b"/2018-06-01/runtime/invocation/next",
+        b"/2018-06-01/runtime/invocation/r-big/response",
+        b"/2018-06-01/runtime/invocation/r-big/error",
+    ]
+    error = json.loads(seen[2][1])
+    assert error["errorType"] == "Function.ResponseSizeTooLarge"
+    assert "6291556 bytes" in error["errorMessage"]
+    assert "outcome=Function.ResponseSizeTooLarge" in log.getvalue()
+
+
+class _FailingInvocationLog(io.StringIO):
+    """A log stream that breaks on the invocation line, as a closed stderr would."""
+
+    def write(self, text: str) -> int:
+        if "\tinvocation" in text:
+            raise BrokenPipeError("stderr is gone")
+        return super().write(text)
+
+
+def test_a_failing_log_line_after_the_answer_is_not_a_second_answer(root: Path) -> None:
+    from sor.config import Config, RuntimeSettings
+    from sor.invocation import Invoker
+    from sor.language import LanguageRuntime
+    from sor.logs import Log
+    from sor.runtime_api import RuntimeApiClient
+
+    server = RuntimeApiServer()
+    api = RuntimeApiClient(server.address)
+    rt = LanguageRuntime(
+        RuntimeSettings(handler="handlers.echo"), task_root=root, env=dict(os.environ), log=Log()
+    )
+    invoker = Invoker(Config(), rt, api, log=Log(_FailingInvocationLog()), env=dict(os.environ))
+    try:
+        rt.start(time.monotonic() + 10)
+        first = server.submit({"n": 1})
+        assert invoker.handle(api.next()) == "success"
+        assert invoker.answered is not None
+        assert server.wait_answer(first).kind == "response"
+        second = server.submit({"n": 2})  # the server still serves: no stray answer came in
+        assert invoker.handle(api.next()) == "success"
+        assert server.wait_answer(second).json()["event"] == {"n": 2}
+    finally:
+        rt.stop()
+        api.close()
+        server.close()
+
+
+def test_sigterm_while_the_api_is_retried_exits_cleanly(root: Path) -> None:
+    import socket
+
+    # Bound, not listening: init needs no API call, then every `GET next` is refused and retried.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    env = {**os.environ, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{sock.getsockname()[1]}"}
+    env.update(LAMBDA_TASK_ROOT=str(root), _HANDLER="handlers.echo")
+    env.pop("SOR_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sor", "run"], cwd=root, env=env, stderr=subprocess.PIPE
+    )
+    try:
+        assert proc.stderr is not None
+        while b"\tinit" not in (line := proc.stderr.readline()):  # init over: serving
+            assert line, "sor run ended before its init line"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        assert b"unreachable" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sock.close()

@@ -113,3 +113,67 @@ def test_bad_address_is_refused() -> None:
     for address in ("", "host/path", "host:port"):
         with pytest.raises(RuntimeApiError, match="host:port"):
             RuntimeApiClient(address)
+
+
+def _swallowing_server(requests: list[bytes]) -> socket.socket:
+    """Reads each whole request, then hangs up without answering."""
+    sock = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        while len(body) < int(line.split(b":")[1]):
+                            body += conn.recv(65536)
+                requests.append(head.split(b"\r\n")[0])
+
+    threading.Thread(target=serve, daemon=True).start()
+    return sock
+
+
+@pytest.mark.parametrize(
+    "post",
+    [
+        lambda c: c.respond("r-1", b'"ok"'),
+        lambda c: c.fail("r-1", {"errorType": "E", "errorMessage": "m"}),
+        lambda c: c.init_error({"errorType": "E", "errorMessage": "m"}),
+    ],
+)
+def test_a_post_that_was_sent_is_never_sent_twice(post: Any) -> None:
+    requests: list[bytes] = []
+    sock = _swallowing_server(requests)
+    client = RuntimeApiClient(f"127.0.0.1:{sock.getsockname()[1]}", sleep=lambda _: None)
+    try:
+        with pytest.raises(RuntimeApiError, match=r"after the request was sent.*not retried"):
+            post(client)
+        assert len(requests) == 1
+    finally:
+        client.close()
+        sock.close()
+
+
+def test_a_get_next_the_server_dropped_is_retried() -> None:
+    requests: list[bytes] = []
+    sock = _swallowing_server(requests)
+    client = RuntimeApiClient(
+        f"127.0.0.1:{sock.getsockname()[1]}", retry_delays=(0.0, 0.0), sleep=lambda _: None
+    )
+    try:
+        with pytest.raises(RuntimeApiError, match="unreachable"):
+            client.next()
+        assert len(requests) == 3
+    finally:
+        client.close()
+        sock.close()

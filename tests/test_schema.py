@@ -139,3 +139,29 @@ def test_schema_and_rule_on_the_same_place_report_once() -> None:
     assert [(p.path, "'..'" in p.message or "'/'" in p.message) for p in problems] == [
         ("middlewares[0].name", True)
     ]
+
+
+def test_a_multi_key_required_reports_each_missing_key_once() -> None:
+    from sor.schema import _translate
+
+    validator = Draft202012Validator({"type": "object", "required": ["a", "b", "c", "d"]})
+    source = parse("b: 1\n", "f.yml")
+    messages = [
+        p.message for e in validator.iter_errors(source.data) for p in _translate(e, source)
+    ]
+    assert sorted(messages) == [
+        "missing required key 'a'",
+        "missing required key 'c'",
+        "missing required key 'd'",
+    ]
+
+
+def test_a_pattern_without_description_is_a_phrase_not_the_expression() -> None:
+    from sor.schema import _translate
+
+    validator = Draft202012Validator({"properties": {"x": {"pattern": "^[a-z]+$"}}})
+    source = parse("x: '42'\n", "f.yml")
+    (message,) = [
+        p.message for e in validator.iter_errors(source.data) for p in _translate(e, source)
+    ]
+    assert message == "'42' does not have the form expected here"

@@ -313,7 +313,14 @@ BAD: list[tuple[str, str, list[tuple[int, int, str, str]]]] = [
     (
         "mapping-match-key-not-a-path",
         H + "cloudevents:\n  mappings:\n    - match: {source: x}\n      MAPATTRS\n",
-        [(5, 14, "cloudevents.mappings[0].match", "'source' does not match")],
+        [
+            (
+                5,
+                14,
+                "cloudevents.mappings[0].match",
+                "key 'source' is not valid here: A field path: $",
+            )
+        ],
     ),
     (
         "mapping-unknown-condition",
@@ -323,18 +330,25 @@ BAD: list[tuple[str, str, list[tuple[int, int, str, str]]]] = [
     (
         "mapping-records-not-a-path",
         H + "cloudevents:\n  mappings:\n    - match: {}\n      records: Records\n      MAPATTRS\n",
-        [(6, 16, "cloudevents.mappings[0].records", "'Records' does not match")],
+        [(6, 16, "cloudevents.mappings[0].records", "'Records' is not valid here: A field path")],
     ),
     (
         "mapping-malformed-path",
         H + "cloudevents:\n  mappings:\n    - match: {}\n      MAPATTRS\n      data: $.a..b\n",
-        [(7, 13, "cloudevents.mappings[0].data", "'$.a..b' does not match")],
+        [(7, 13, "cloudevents.mappings[0].data", "'$.a..b' is not valid here: A field path")],
     ),
     (
         "mapping-malformed-template",
         H + "cloudevents:\n  mappings:\n    - match: {}\n"
         "      attributes: {id: $.id, source: s, type: 'x.{$..t}'}\n",
-        [(6, 47, "cloudevents.mappings[0].attributes.type", "'x.{$..t}' does not match")],
+        [
+            (
+                6,
+                47,
+                "cloudevents.mappings[0].attributes.type",
+                "'x.{$..t}' is not valid here: A constant",
+            )
+        ],
     ),
     (
         "mapping-bad-epoch",
@@ -352,7 +366,14 @@ BAD: list[tuple[str, str, list[tuple[int, int, str, str]]]] = [
         "mapping-extension-name",
         H + "cloudevents:\n  mappings:\n    - match: {}\n"
         "      attributes: {id: $.id, source: s, type: t, extensions: {Bad_Name: x}}\n",
-        [(6, 62, "cloudevents.mappings[0].attributes.extensions", "'Bad_Name' does not match")],
+        [
+            (
+                6,
+                62,
+                "cloudevents.mappings[0].attributes.extensions",
+                "key 'Bad_Name' is not valid here: Extension attributes: lowercase letters",
+            )
+        ],
     ),
 ]
 BAD = [
@@ -403,6 +424,7 @@ def test_bad_config_reports_exact_place(
     for line, (row, col, path, message) in zip(lines, expected, strict=True):
         assert line.startswith(f"{file}:{row}:{col}: {path or '<root>'}: "), line
         assert message in line
+        assert "does not match '^" not in line  # never a raw regular expression
 
 
 def test_there_are_at_least_thirty_distinct_bad_configs() -> None:

@@ -268,6 +268,80 @@ def log_error(error):
     sys.stdout.write("\r".join(lines) + "\n")
 
 
+_debugger = {"target": None, "connecting": None}  # debugpy connects once per process
+
+
+def start_debugging(debug, deadline_ms):
+    """Connect out to the debugger listening at debug["host"]:debug["port"] and wait for it.
+
+    debugpy is imported only now, when a debug target arrives; without it, or when the debugger
+    does not answer, the handler runs anyway: at most half the time the invocation has left is
+    spent waiting, so a debugger that never attaches delays the handler, never prevents it.
+    """
+    try:
+        target = (str(debug["host"]), int(debug["port"]))
+    except (KeyError, TypeError, ValueError):
+        print(f"sor: ignored a malformed debug target {debug!r}", file=sys.stderr)
+        return
+    where = f"{target[0]}:{target[1]}"
+    try:
+        import debugpy
+    except ImportError:
+        print(
+            f"sor: debugpy is not installed in the function (pip install debugpy -t .): the "
+            f"debugger at {where} is not connected; running the handler without it",
+            file=sys.stderr,
+        )
+        return
+    import threading
+
+    left = (deadline_ms / 1000.0 - time.time()) if deadline_ms else 60.0
+    until = time.monotonic() + max(0.0, left / 2)  # for connecting and attaching together
+    if _debugger["target"] is None:
+        if _debugger["connecting"] is None:
+            done, failure = threading.Event(), []
+
+            def connect():
+                try:
+                    debugpy.connect(target)
+                except Exception as exc:  # reported below, never fatal
+                    failure.append(exc)
+                finally:
+                    done.set()
+
+            _debugger["connecting"] = (target, done, failure)
+            threading.Thread(target=connect, name="sor-debugpy-connect", daemon=True).start()
+        first, done, failure = _debugger["connecting"]
+        if not done.wait(max(0.0, until - time.monotonic())):
+            print(
+                f"sor: the debugger at {where} did not answer in time; running without it",
+                file=sys.stderr,
+            )
+            return
+        _debugger["connecting"] = None
+        if failure:
+            print(
+                f"sor: the debugger at {where} is unreachable ({failure[0]}); running without it",
+                file=sys.stderr,
+            )
+            return
+        _debugger["target"] = first
+    if _debugger["target"] != target:
+        print("sor: debugpy is already connected elsewhere; keeping that session", file=sys.stderr)
+    if debugpy.is_client_connected():
+        return
+    # As in Node: breakpoints set on attach are hit. The wait is cancelled at the budget's end.
+    timer = threading.Timer(
+        max(0.0, until - time.monotonic()), lambda: debugpy.wait_for_client.cancel()
+    )
+    timer.daemon = True
+    timer.start()
+    try:
+        debugpy.wait_for_client()
+    finally:
+        timer.cancel()
+
+
 class Server:
     """Reads requests, calls the handler, writes answers."""
 
@@ -318,6 +392,12 @@ class Server:
                 os.environ["_X_AMZN_TRACE_ID"] = trace_id
             else:
                 os.environ.pop("_X_AMZN_TRACE_ID", None)
+        debug = request.get("debug")
+        if debug:
+            try:
+                start_debugging(debug, ctx.get("deadline_ms"))
+            except Exception as exc:  # debugging is best effort: the handler runs
+                print(f"sor: remote debugging failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         try:
             event = request.get("event")
             if self.cloudevent:

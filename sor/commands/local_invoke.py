@@ -35,10 +35,14 @@ def function_dir(args: argparse.Namespace) -> Path:
 
 
 def function_timeout(args: argparse.Namespace) -> float:
-    """--timeout, which must be a positive number of seconds."""
+    """--timeout, which must be a finite positive number of seconds (below a day)."""
     timeout = float(args.timeout)
+    # The chained comparison is False for nan and inf too: only real durations pass.
     if not 0 < timeout < 86400:
-        raise UsageError(f"--timeout {args.timeout}: between 0 and 86400 seconds")
+        raise UsageError(
+            f"--timeout {args.timeout}: the function timeout must be a number of seconds "
+            "greater than 0 and below 86400"
+        )
     return timeout
 
 
@@ -75,12 +79,12 @@ def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from sor.logs import Log
 
     directory = function_dir(args)
+    timeout = function_timeout(args)  # usage errors first: before the config is even read
     fenv = function_env(args, env)
     event = read_event(args.event)
     if len(event) > MAX_PAYLOAD:
         raise UsageError(f"--event: {len(event)} bytes; Lambda accepts at most {MAX_PAYLOAD}")
     handler = configured_handler(directory, fenv)
-    timeout = function_timeout(args)
     emulator = Emulator(directory, timeout, fenv, None, Log.from_env(fenv), handler=handler)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # so that `finally` stops the bootstrap
     try:

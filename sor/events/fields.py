@@ -49,8 +49,9 @@ def epoch_to_rfc3339(value: Any, unit: float, where: str) -> str:
     Kept to millisecond precision, which is what every AWS source provides.
     """
     try:
+        # nan and inf (the strings "nan", "inf" and JSON's huge numbers) are no instant in time
         millis = round(float(value) * 1000 / unit)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise EventMappingError(f"{where}: not an epoch timestamp: {value!r}") from None
     # Plain arithmetic instead of datetime: this runs once per record on the hot path.
     seconds, ms = divmod(millis, 1000)
