@@ -13,15 +13,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sor.process import (
-    CHUNK,
-    MAX_LOG_LINE,
-    STDERR_TAIL_LINES,
-    Child,
-    make_pipe,
-    spawn,
-    wait_fds,
-)
+from sor.pipes import CHUNK, MAX_LOG_LINE, STDERR_TAIL_LINES, make_pipe, wait_fds
+from sor.process import Child, spawn
 
 _READ = 1 << 16  # bytes per read: larger reads cost an mmap/munmap each (docs/performance.md)
 # Once the child has exited (and its group is killed), output already written is read at once;

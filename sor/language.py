@@ -8,16 +8,14 @@ invocation's deadline.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import select
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sor import process
+from sor import pipes, process
 from sor.config import RuntimeSettings
 from sor.errors import ConfigError, FunctionError, InvocationTimeout, RuntimeExited
 from sor.logs import Log
@@ -27,7 +25,6 @@ PROTOCOL_VERSION = "1"
 MAX_MESSAGE = 7 * 1024 * 1024  # a 6 MB Lambda payload plus the envelope
 _STOP_GRACE = 0.2  # how long a stopped runtime may run its SIGTERM handlers
 _PUMP_JOIN = 0.5  # how long to wait for a dead runtime's last stderr lines
-_PUMP_READ = 1 << 16  # below malloc's mmap threshold
 LAMBDA_MAX_RESPONSE = 6291556  # bytes; what Lambda's own error message names
 TOO_LARGE_ERROR = {
     "errorType": "Function.ResponseSizeTooLarge",
@@ -37,63 +34,6 @@ TOO_LARGE_ERROR = {
     ),
     "stackTrace": [],
 }
-
-
-class StoppablePump(process.LogPump):
-    """A LogPump that can be ended although a process that escaped the group keeps the pipe.
-
-    A grandchild that left the process group (setsid) and kept stderr holds the pipe open: a
-    blocking read would never end, leaking a thread and a descriptor on every restart. This one
-    waits on the pipe and on a stop pipe, so `finish` always ends it.
-    """
-
-    def __init__(self, fd: int, emit: Callable[[str], None]) -> None:
-        super().__init__(fd, emit)
-        self._stop_r, self._stop_w = os.pipe()
-
-    def finish(self, timeout: float) -> None:
-        """Wait up to ``timeout`` for the last lines (EOF), then stop reading regardless."""
-        self.join(timeout)
-        if self.is_alive():
-            os.write(self._stop_w, b"x")
-            self.join(timeout)  # it wakes at once: only a stuck `emit` could hold it
-        if not self.is_alive():
-            for fd in (self._stop_r, self._stop_w):
-                os.close(fd)
-            self._stop_r = self._stop_w = -1
-
-    def run(self) -> None:
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        poller.register(self._stop_r, select.POLLIN)
-        pending = bytearray()
-        try:
-            while True:
-                ready = {fd for fd, _ in poller.poll()}
-                if self._stop_r in ready:
-                    break
-                data = os.read(self.fd, _PUMP_READ)
-                if not data:
-                    break
-                pending += data
-                # Lines as LogPump cuts them: at most MAX_LOG_LINE bytes each, memory bounded.
-                while True:
-                    nl = pending.find(b"\n", 0, process.MAX_LOG_LINE)
-                    if nl < 0 and len(pending) < process.MAX_LOG_LINE:
-                        break
-                    cut = nl + 1 if nl >= 0 else process.MAX_LOG_LINE
-                    self._forward(bytes(pending[:cut]))
-                    del pending[:cut]
-            if pending:
-                self._forward(bytes(pending))
-        finally:
-            os.close(self.fd)
-
-    def _forward(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        self.tail.append(line)
-        with contextlib.suppress(Exception):  # a broken log must not stop the draining
-            self.emit(line)
 
 
 class _Oversized(Exception):
@@ -148,8 +88,8 @@ class LanguageRuntime:
         self.name = f"{settings.language} language runtime ({settings.handler or self.argv[0]})"
         self._child: process.Child | None = None
         self._request_w: int | None = None
-        self._reader: process.LineReader | None = None
-        self._pump: StoppablePump | None = None
+        self._reader: pipes.LineReader | None = None
+        self._pump: pipes.LogPump | None = None
         self.starts = 0
         self.last_stderr: list[str] = []
 
@@ -172,9 +112,9 @@ class LanguageRuntime:
         Raises RuntimeExited when it cannot be started.
         """
         self.stop()
-        req_r, req_w = process.make_pipe()
-        ans_r, ans_w = process.make_pipe()
-        err_r, err_w = process.make_pipe()
+        req_r, req_w = pipes.make_pipe()
+        ans_r, ans_w = pipes.make_pipe()
+        err_r, err_w = pipes.make_pipe()
         try:
             child = process.spawn(
                 self.argv,
@@ -192,8 +132,8 @@ class LanguageRuntime:
         self.starts += 1
         self._child = child
         self._request_w = req_w
-        self._reader = process.LineReader(ans_r, child, MAX_MESSAGE)
-        self._pump = StoppablePump(err_r, self.log.raw)
+        self._reader = pipes.LineReader(ans_r, child, MAX_MESSAGE)
+        self._pump = pipes.LogPump(err_r, self.log.raw)
         self._pump.start()
 
     def wait_ready(self, deadline: float) -> None:
@@ -251,7 +191,7 @@ class LanguageRuntime:
 
         line = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
         try:
-            if not process.write_all(self._request_w, line, self._child, deadline):
+            if not pipes.write_all(self._request_w, line, self._child, deadline):
                 raise self._died("while receiving the event")
             while True:
                 try:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from sor import process
+from sor import pipes, process
 from sor.config import Hook, Middleware
 from sor.errors import MiddlewareError
 from sor.hook import (
@@ -64,9 +64,9 @@ class _Process:
     """One running ``PATH persistent`` process and its pipes."""
 
     def __init__(self, mw: Middleware, log: Log, env: Mapping[str, str]) -> None:
-        in_r, self.stdin = process.make_pipe()
-        out_r, out_w = process.make_pipe()
-        err_r, err_w = process.make_pipe()
+        in_r, self.stdin = pipes.make_pipe()
+        out_r, out_w = pipes.make_pipe()
+        err_r, err_w = pipes.make_pipe()
         try:
             self.child = process.spawn(
                 [str(mw.path), "persistent"], env=env, stdin=in_r, stdout=out_w, stderr=err_w
@@ -77,8 +77,8 @@ class _Process:
             raise
         for fd in (in_r, out_w, err_w):
             os.close(fd)
-        self.reader = process.LineReader(out_r, self.child, MAX_OUTPUT)
-        self.pump = process.LogPump(err_r, lambda line: log.child_line(mw.name, line))
+        self.reader = pipes.LineReader(out_r, self.child, MAX_OUTPUT)
+        self.pump = pipes.LogPump(err_r, lambda line: log.child_line(mw.name, line))
         self.pump.start()
 
     def stop(self, grace: float = 0.0) -> None:
@@ -90,7 +90,7 @@ class _Process:
             self.child.wait(grace)
         self.child.close()
         os.close(self.reader.fd)
-        self.pump.join(0.5)  # the group is dead, so its stderr reaches EOF at once
+        self.pump.finish(0.5)  # the group is dead: EOF at once, unless something escaped it
 
 
 class PersistentRunner:
@@ -150,7 +150,7 @@ class PersistentRunner:
     ) -> HookResult | str:
         """Send one call and read its answer; the process is discarded when out of step."""
         try:
-            if not process.write_all(proc.stdin, line, proc.child, deadline):
+            if not pipes.write_all(proc.stdin, line, proc.child, deadline):
                 raise EOFError
             answer = proc.reader.readline(deadline)
         except TimeoutError:

@@ -4,37 +4,22 @@ Children are started with ``posix_spawn`` (cheap, and able to place pipes on exa
 numbers such as the protocol's fd 3 and 4) in a process group of their own, so that killing a
 child also kills whatever it started. All IO with children is bounded by a deadline: nothing here
 can block forever on a child that hangs, dies, or leaves a grandchild holding a pipe open.
-Short-lived children fed one input and read to the end go through ``sor.exchange``.
+Talking to them over pipes is ``sor.pipes``; short-lived children fed one input and read to the
+end go through ``sor.exchange``.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import errno
 import fcntl
-import math
 import os
-import select
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
-PIPE_SIZE = 1 << 20  # large pipes make multi-megabyte payloads cheap to pass
-_F_SETPIPE_SZ = 1031
-CHUNK = 1 << 20  # one read or write on a pipe
-_READ_BUFFER = 1 << 16  # LineReader's reused read buffer: below malloc's mmap threshold
-STDERR_TAIL_LINES = 20
-MAX_LOG_LINE = 8192
-
-
-def make_pipe() -> tuple[int, int]:
-    """A close-on-exec pipe (read end, write end), enlarged where the kernel allows."""
-    r, w = os.pipe2(os.O_CLOEXEC)
-    with contextlib.suppress(OSError):  # past the kernel's limit the default size still works
-        fcntl.fcntl(w, _F_SETPIPE_SZ, PIPE_SIZE)
-    return r, w
+from sor.pipes import wait_fds
 
 
 def resolve_executable(command: str, env: Mapping[str, str]) -> str:
@@ -51,29 +36,6 @@ def resolve_executable(command: str, env: Mapping[str, str]) -> str:
     if not os.access(command, os.X_OK):
         raise PermissionError(f"{command} is not executable")
     return command
-
-
-def wait_fds(
-    readers: Sequence[int], writers: Sequence[int], timeout: float | None
-) -> tuple[set[int], set[int]]:
-    """Block until a descriptor is ready or ``timeout`` (seconds) passes: (readable, writable).
-
-    poll() rather than select(): select() fails on descriptor numbers past 1024.
-    """
-    poller = select.poll()
-    for fd in readers:
-        poller.register(fd, select.POLLIN)
-    for fd in writers:
-        poller.register(fd, select.POLLOUT)
-    ms = None if timeout is None else max(0, math.ceil(timeout * 1000))
-    readable, writable = set(), set()
-    for fd, events in poller.poll(ms):
-        # A closed peer (POLLHUP/POLLERR) counts as ready: the next read or write says so.
-        if events & ~select.POLLOUT:
-            readable.add(fd)
-        if events & (select.POLLOUT | select.POLLERR | select.POLLHUP):
-            writable.add(fd)
-    return readable & set(readers), writable & set(writers)
 
 
 def describe_exit(code: int | None) -> str:
@@ -235,112 +197,6 @@ def spawn(
         for fd in temps:
             os.close(fd)
     return Child(pid, argv)
-
-
-def write_all(fd: int, data: bytes, child: Child, deadline: float) -> bool:
-    """Write ``data`` to a non-blocking pipe before ``deadline``; False if the reader is gone."""
-    view = memoryview(data)
-    os.set_blocking(fd, False)
-    while view:
-        try:
-            view = view[os.write(fd, view[:CHUNK]) :]
-            continue
-        except BlockingIOError:
-            pass
-        except BrokenPipeError:
-            return False
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        watch = [child.pidfd] if child.pidfd is not None else []
-        _, writable = wait_fds(watch, [fd], min(left, 0.01 if not watch else left))
-        if not writable and child.exited():
-            return False
-    return True
-
-
-class LineReader:
-    """Reads newline-terminated messages from a child's pipe, with deadlines."""
-
-    def __init__(self, fd: int, child: Child, max_line: int) -> None:
-        self.fd = fd
-        self.child = child
-        self.max_line = max_line
-        self._buf = bytearray()
-        self._chunk: memoryview | None = None
-        os.set_blocking(fd, False)
-
-    def readline(self, deadline: float | None) -> bytes:
-        """The next line without its newline.
-
-        Raises TimeoutError past ``deadline``, EOFError when the child died or closed the pipe,
-        ValueError when a line exceeds ``max_line`` bytes.
-        """
-        scanned = 0
-        while True:
-            nl = self._buf.find(b"\n", scanned)
-            if nl >= 0:
-                line = bytes(self._buf[:nl])
-                del self._buf[: nl + 1]
-                return line
-            scanned = len(self._buf)
-            if scanned > self.max_line:
-                self._buf.clear()
-                raise ValueError(f"a message longer than {self.max_line} bytes")
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise TimeoutError
-            if self.child.wait_readable([self.fd], left):
-                if not self._read():
-                    raise EOFError
-            elif self.child.exited() and not self._drain():
-                raise EOFError
-
-    def pending(self) -> bool:
-        """True when the child wrote more than the lines read so far (e.g. an unasked answer)."""
-        if self._buf:
-            return True
-        return bool(wait_fds([self.fd], [], 0)[0])
-
-    def _read(self) -> bool:
-        # Into a small reused buffer: os.read(fd, CHUNK) mmaps, mremaps and munmaps 1 MB per
-        # call (~35 us of CPU per language runtime answer); big messages just take more reads.
-        if self._chunk is None:
-            self._chunk = memoryview(bytearray(_READ_BUFFER))
-        try:
-            n = os.readv(self.fd, [self._chunk])
-        except BlockingIOError:
-            return True
-        self._buf += self._chunk[:n]
-        return n > 0
-
-    def _drain(self) -> bool:
-        """After the child's exit: take what is left in the pipe; False when nothing was."""
-        before = len(self._buf)
-        while self._read() and len(self._buf) > before:
-            before = len(self._buf)
-        return b"\n" in self._buf
-
-
-class LogPump(threading.Thread):
-    """Forwards a long-lived child's stderr line by line, keeping the last lines for errors."""
-
-    def __init__(self, fd: int, emit: Callable[[str], None]) -> None:
-        super().__init__(daemon=True, name=f"sor-log-{fd}")
-        self.fd = fd
-        self.emit = emit
-        self.tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
-
-    def run(self) -> None:
-        with os.fdopen(self.fd, "rb", buffering=CHUNK) as stream:
-            # bounded reads: a child writing endlessly without a newline cannot exhaust memory
-            for raw in iter(lambda: stream.readline(MAX_LOG_LINE), b""):
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                self.tail.append(line)
-                try:
-                    self.emit(line)
-                except Exception:  # noqa: S112 - a broken log must not stop the draining
-                    continue
 
 
 def descendants(pid: int) -> set[int]:

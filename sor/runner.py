@@ -111,7 +111,7 @@ class Runner:
             time.sleep(delay)  # during init a signal interrupts it by raising
             return
         from sor.http_connection import Interrupted
-        from sor.process import wait_fds
+        from sor.pipes import wait_fds
 
         if wait_fds([self._wake_r], [], delay)[0]:
             raise Interrupted

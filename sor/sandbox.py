@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sor import invoke_result as answers
-from sor import process
+from sor import pipes, process
 from sor.invoke_result import InvokeResult
 from sor.logs import Log
 
@@ -48,7 +48,7 @@ class _Bootstrap:
     """A started bootstrap; ``code`` is set by its watcher once it has ended and been reaped."""
 
     child: process.Child
-    pump: process.LogPump
+    pump: pipes.LogPump
     code: int | None = None
     ended: bool = False
     initialized: bool = False
@@ -88,7 +88,7 @@ class Sandbox:
 
     def _spawn(self) -> _Bootstrap:
         """Start a new bootstrap; the caller holds ``_cv``."""
-        log_r, log_w = process.make_pipe()
+        log_r, log_w = pipes.make_pipe()
         try:
             env = {**self.env, "PWD": self.cwd}
             child = process.spawn(self.argv, env=env, stdout=log_w, stderr=log_w, cwd=self.cwd)
@@ -97,7 +97,7 @@ class Sandbox:
             raise
         finally:
             os.close(log_w)
-        pump = process.LogPump(log_r, self.log.raw)  # the function's logs, as Lambda shows them
+        pump = pipes.LogPump(log_r, self.log.raw)  # the function's logs, as Lambda shows them
         pump.start()
         self._boot = boot = _Bootstrap(child, pump)
         threading.Thread(target=self._watch, args=(boot,), daemon=True, name="sor-watch").start()

@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sor.process import Child, LineReader, make_pipe, spawn, write_all
+from sor.pipes import LineReader, make_pipe, write_all
+from sor.process import Child, spawn
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_RUNTIME = REPO / "runtimes" / "node" / "sor_runtime.js"

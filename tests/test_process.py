@@ -9,22 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from sor import process
+from sor import pipes, process
 from sor.exchange import Completed, run
 
 ENV = {"PATH": os.environ["PATH"]}
 
 
 def test_pipes_land_on_the_descriptors_asked_for(tmp_path: Path) -> None:
-    req_r, req_w = process.make_pipe()
-    ans_r, ans_w = process.make_pipe()
+    req_r, req_w = pipes.make_pipe()
+    ans_r, ans_w = pipes.make_pipe()
     # The child copies fd 3 to fd 4, upper-cased: both must be exactly there.
     child = process.spawn(["sh", "-c", "tr a-z A-Z <&3 >&4"], env=ENV, fds={3: req_r, 4: ans_w})
     os.close(req_r)
     os.close(ans_w)
     os.write(req_w, b"hello\n")
     os.close(req_w)
-    reader = process.LineReader(ans_r, child, 100)
+    reader = pipes.LineReader(ans_r, child, 100)
     assert reader.readline(time.monotonic() + 5) == b"HELLO"
     assert child.wait(5) == 0
     child.close()
@@ -67,10 +67,10 @@ def test_kill_group_reaches_grandchildren(tmp_path: Path) -> None:
 
 
 def test_line_reader_times_out_and_sees_death() -> None:
-    r, w = process.make_pipe()
+    r, w = pipes.make_pipe()
     child = process.spawn(["sh", "-c", "sleep 0.3; exit 3"], env=ENV, stdout=w)
     os.close(w)
-    reader = process.LineReader(r, child, 100)
+    reader = pipes.LineReader(r, child, 100)
     with pytest.raises(TimeoutError):
         reader.readline(time.monotonic() + 0.05)
     with pytest.raises(EOFError):
@@ -83,10 +83,10 @@ def test_line_reader_times_out_and_sees_death() -> None:
 
 
 def test_line_reader_refuses_an_endless_line() -> None:
-    r, w = process.make_pipe()
+    r, w = pipes.make_pipe()
     child = process.spawn(["sh", "-c", "head -c 5000 /dev/zero; sleep 5"], env=ENV, stdout=w)
     os.close(w)
-    reader = process.LineReader(r, child, 1000)
+    reader = pipes.LineReader(r, child, 1000)
     with pytest.raises(ValueError, match="longer than 1000 bytes"):
         reader.readline(time.monotonic() + 5)
     child.close()
@@ -94,14 +94,14 @@ def test_line_reader_refuses_an_endless_line() -> None:
 
 
 def test_a_log_pump_outlives_a_broken_log() -> None:
-    r, w = process.make_pipe()
+    r, w = pipes.make_pipe()
     seen: list[str] = []
 
     def emit(line: str) -> None:
         seen.append(line)
         raise OSError("stderr is closed")
 
-    pump = process.LogPump(r, emit)
+    pump = pipes.LogPump(r, emit)
     pump.start()
     os.write(w, b"one\ntwo\n")
     os.close(w)
@@ -131,3 +131,25 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_log_pump_stops_although_an_escaped_grandchild_keeps_the_pipe(tmp_path: Path) -> None:
+    r, w = pipes.make_pipe()
+    pid_file = tmp_path / "pid"
+    # The grandchild leaves the process group (setsid) and keeps stderr: EOF never comes.
+    child = process.spawn(
+        ["sh", "-c", f"echo last words >&2; setsid sleep 60 & echo $! > {pid_file}"],
+        env=ENV,
+        stderr=w,
+    )
+    os.close(w)
+    pump = pipes.LogPump(r, lambda line: None)
+    pump.start()
+    assert child.wait(5) == 0
+    began = time.monotonic()
+    pump.finish(0.2)
+    assert not pump.is_alive()
+    assert time.monotonic() - began < 5
+    assert list(pump.tail) == ["last words"]
+    os.kill(int(pid_file.read_text()), 9)
+    child.close()
