@@ -51,23 +51,24 @@ class HookRunner(Protocol):
 
 
 def failure(
-    mw: Middleware, hook: str, what: str, tail: tuple[str, ...] | list[str] = ()
+    mw: Middleware,
+    hook: str,
+    what: str,
+    tail: tuple[str, ...] | list[str] = (),
+    kind: type[MiddlewareError] = MiddlewareError,
 ) -> MiddlewareError:
-    """A ``MiddlewareError`` naming the middleware and hook, with the last lines of its stderr."""
+    """A ``MiddlewareError`` (or ``kind``) naming the middleware and hook, and its stderr tail."""
     message = f"middleware {mw.name} ({hook}): {what}"
     if tail:
         message += "; stderr: " + " | ".join(tail[-_TAIL_IN_MESSAGE:])
-    return MiddlewareError(message, stack_trace=list(tail))
+    return kind(message, stack_trace=list(tail))
 
 
 def timeout_error(
     mw: Middleware, hook: str, timeout: float, tail: tuple[str, ...] | list[str] = ()
-) -> MiddlewareTimeout:
+) -> MiddlewareError:
     """A ``MiddlewareTimeout`` naming the middleware and hook."""
-    message = f"middleware {mw.name} ({hook}): timed out after {max(timeout, 0.0):.3f}s"
-    if tail:
-        message += "; stderr: " + " | ".join(tail[-_TAIL_IN_MESSAGE:])
-    return MiddlewareTimeout(message, stack_trace=list(tail))
+    return failure(mw, hook, f"timed out after {max(timeout, 0.0):.3f}s", tail, MiddlewareTimeout)
 
 
 def ended(code: int | None) -> str:

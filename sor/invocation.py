@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sor.config import Config
 from sor.errors import FunctionError, InvocationTimeout, SorError
@@ -23,21 +23,12 @@ from sor.language import TOO_LARGE_ERROR, LanguageRuntime
 from sor.logs import Log
 from sor.runtime_api import Invocation, RuntimeApiClient
 
+if TYPE_CHECKING:  # imported only by functions that have middlewares
+    from sor.pipeline import Pipeline
+
 POST_MARGIN = 0.05  # seconds kept after the hard deadline to post the answer
 # Lambda's Python runtimes up to 3.11 (and every provided.* runtime) escape non-ASCII in JSON.
 _UNESCAPED_ENVS = frozenset(f"AWS_Lambda_python3.{minor}" for minor in range(12, 20))
-
-
-class PipelineLike(Protocol):
-    def run(
-        self,
-        payload: Any,
-        context: dict[str, Any],
-        handler: Callable[[Any], Any],
-        deadline: float,
-        error_deadline: float,
-        timings: dict[str, float],
-    ) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -97,12 +88,8 @@ def _json_header(value: str | None, name: str) -> Any:
     try:
         return json.loads(value)
     except ValueError as e:
-        raise FunctionError(
-            {
-                "errorType": "Runtime.LambdaContextUnmarshalError",
-                "errorMessage": f"Unable to parse {name} JSON: {e}",
-                "stackTrace": [],
-            }
+        raise _runtime_error(
+            "Runtime.LambdaContextUnmarshalError", f"Unable to parse {name} JSON: {e}"
         ) from None
 
 
@@ -111,13 +98,12 @@ def parse_event(body: bytes) -> Any:
     try:
         return json.loads(body)
     except ValueError as e:
-        raise FunctionError(
-            {
-                "errorType": "Runtime.UnmarshalError",
-                "errorMessage": f"Unable to unmarshal input: {e}",
-                "stackTrace": [],
-            }
-        ) from None
+        raise _runtime_error("Runtime.UnmarshalError", f"Unable to unmarshal input: {e}") from None
+
+
+def _runtime_error(error_type: str, message: str) -> FunctionError:
+    """An error Lambda itself names (``Runtime.*``), with no stack of the handler's."""
+    return FunctionError({"errorType": error_type, "errorMessage": message, "stackTrace": []})
 
 
 def encode_response(value: Any, env: Mapping[str, str]) -> bytes:
@@ -155,7 +141,7 @@ class Invoker:
         *,
         log: Log,
         env: Mapping[str, str],
-        pipeline: PipelineLike | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
         self.config = config
         self.language = language

@@ -55,18 +55,6 @@ def runtime_command(settings: RuntimeSettings) -> list[str]:
     return [*interpreter, adapter]
 
 
-def describe_exit(code: int | None) -> str:
-    """``exit code 3`` or ``signal SIGKILL``."""
-    if code is None:
-        return "an unknown status"
-    if code < 0:
-        try:
-            return f"signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"signal {-code}"
-    return f"exit code {code}"
-
-
 class LanguageRuntime:
     """One long-lived language runtime process and the protocol spoken with it."""
 
@@ -269,7 +257,8 @@ class LanguageRuntime:
         code = self.stop(graceful=False)
         tail = self.last_stderr
         return RuntimeExited(
-            f"the {self.name} exited {doing} with {describe_exit(code)}" + self._tail_text(tail),
+            f"the {self.name} exited {doing} with {process.describe_exit(code)}"
+            + self._tail_text(tail),
             stack_trace=tail,
         )
 

@@ -29,8 +29,9 @@ from sor.logs import Log
 
 if TYPE_CHECKING:
     from sor.config import Config
-    from sor.invocation import Invoker, PipelineLike
+    from sor.invocation import Invoker
     from sor.language import LanguageRuntime
+    from sor.pipeline import Pipeline
     from sor.runtime_api import Invocation, RuntimeApiClient
 
 # Lambda bounds init itself (10 s, or the function timeout when init is retried); this only
@@ -187,7 +188,7 @@ class Runner:
         self.language = guess  # stopped on shutdown whatever happens next
         return guess
 
-    def _pipeline(self, config: Config) -> PipelineLike | None:
+    def _pipeline(self, config: Config) -> Pipeline | None:
         if not config.middlewares:
             return None  # no middleware code is imported for functions without middlewares
         from sor.pipeline import Pipeline

@@ -18,7 +18,7 @@ import pytest
 from sor.config import Config, RuntimeSettings
 from sor.errors import ConfigError, FunctionError, InvocationTimeout, RuntimeExited
 from sor.invocation import Invoker
-from sor.language import LanguageRuntime, describe_exit, runtime_command
+from sor.language import LanguageRuntime, runtime_command
 from sor.logs import Log
 from sor.runtime_api import RuntimeApiClient
 
@@ -104,8 +104,6 @@ def test_runtime_command_per_language() -> None:
         runtime_command(RuntimeSettings(language="exec"))
     with pytest.raises(ConfigError, match=r"runtime\.handler"):
         runtime_command(RuntimeSettings(language="python"))
-    assert describe_exit(3) == "exit code 3"
-    assert describe_exit(-9) == "signal SIGKILL"
 
 
 def test_invoke_returns_the_result(task_root: Path) -> None:
