@@ -8,15 +8,15 @@ started by ``sor.process.spawn``.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sor.pipes import CHUNK, MAX_LOG_LINE, STDERR_TAIL_LINES, make_pipe, wait_fds
+from sor.pipes import CHUNK, READ_SIZE, STDERR_TAIL_LINES, LogLines, make_pipe, wait_fds
 from sor.process import Child, spawn
 
-_READ = 1 << 16  # bytes per read: larger reads cost an mmap/munmap each (docs/performance.md)
 # Once the child has exited (and its group is killed), output already written is read at once;
 # this only bounds the wait for end-of-file from a writer that escaped the group.
 _EOF_WAIT_AFTER_EXIT = 0.05
@@ -83,7 +83,7 @@ class _Exchange:
         for fd in self.fds.values():
             os.set_blocking(fd, False)
         self.out = bytearray()
-        self.err = bytearray()
+        self.err = LogLines()
         self.tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self.max_output = max_output
         self.on_line = on_line
@@ -116,7 +116,7 @@ class _Exchange:
             for name in list(self.fds):
                 self._close(name)
             self.child.close()
-        self._flush_err(final=True)
+        self._emit(self.err.end())
         killed = timed_out or self.overflow
         return Completed(
             returncode=None if killed else self.child.returncode,
@@ -159,7 +159,7 @@ class _Exchange:
     def _take(self, name: str) -> bool:
         """Read once from a pipe; False when there was nothing to read or it closed."""
         try:
-            chunk = os.read(self.fds[name], _READ)
+            chunk = os.read(self.fds[name], READ_SIZE)
         except BlockingIOError:
             return False
         if not chunk:
@@ -169,21 +169,15 @@ class _Exchange:
             self.out += chunk
             self.overflow = len(self.out) > self.max_output
         else:
-            self.err += chunk
-            self._flush_err(final=False)
+            self._emit(self.err.feed(chunk))
         return True
 
-    def _flush_err(self, final: bool) -> None:
-        *lines, rest = self.err.split(b"\n")
-        if final and rest:
-            lines.append(rest)
-            rest = bytearray()
-        self.err = bytearray(rest[-MAX_LOG_LINE:])
-        for raw in lines:
-            line = bytes(raw[:MAX_LOG_LINE]).decode("utf-8", "replace").rstrip("\r")
+    def _emit(self, lines: list[str]) -> None:
+        for line in lines:
             self.tail.append(line)
             if self.on_line is not None:
-                self.on_line(line)
+                with contextlib.suppress(Exception):  # a broken log must not fail the child
+                    self.on_line(line)
 
     def _close(self, name: str) -> None:
         fd = self.fds.pop(name, None)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 PIPE_SIZE = 1 << 20  # large pipes make multi-megabyte payloads cheap to pass
 _F_SETPIPE_SZ = 1031
 CHUNK = 1 << 20  # one write on a pipe
-_READ_BUFFER = 1 << 16  # one read: larger reads cost an mmap/munmap each (docs/performance.md)
+READ_SIZE = 1 << 16  # one read: larger reads cost an mmap/munmap each (docs/performance.md)
 STDERR_TAIL_LINES = 20
 MAX_LOG_LINE = 8192
 
@@ -130,7 +130,7 @@ class LineReader:
         # Into a small reused buffer: os.read(fd, CHUNK) mmaps, mremaps and munmaps 1 MB per
         # call (~35 us of CPU per language runtime answer); big messages just take more reads.
         if self._chunk is None:
-            self._chunk = memoryview(bytearray(_READ_BUFFER))
+            self._chunk = memoryview(bytearray(READ_SIZE))
         try:
             n = os.readv(self.fd, [self._chunk])
         except BlockingIOError:
@@ -144,6 +144,38 @@ class LineReader:
         while self._read() and len(self._buf) > before:
             before = len(self._buf)
         return b"\n" in self._buf
+
+
+class LogLines:
+    """Cuts a child's stderr into log lines: at most MAX_LOG_LINE bytes each, memory bounded.
+
+    A longer line is forwarded in MAX_LOG_LINE pieces, so a child that never writes a newline
+    is still logged (and cannot exhaust memory).
+    """
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+
+    def feed(self, data: bytes) -> list[str]:
+        """The complete lines that ``data`` ends."""
+        self._pending += data
+        out: list[str] = []
+        while True:
+            nl = self._pending.find(b"\n", 0, MAX_LOG_LINE)
+            if nl < 0 and len(self._pending) < MAX_LOG_LINE:
+                return out
+            cut = nl + 1 if nl >= 0 else MAX_LOG_LINE
+            out.append(_decode(self._pending[:cut]))
+            del self._pending[:cut]
+
+    def end(self) -> list[str]:
+        """The last, unterminated line, once the stream has ended."""
+        rest, self._pending = self._pending, bytearray()
+        return [_decode(rest)] if rest else []
+
+
+def _decode(raw: bytes | bytearray) -> str:
+    return bytes(raw).decode("utf-8", "replace").rstrip("\r\n")
 
 
 class LogPump(threading.Thread):
@@ -174,30 +206,23 @@ class LogPump(threading.Thread):
             self._stop_r = self._stop_w = -1
 
     def run(self) -> None:
-        pending = bytearray()
+        lines = LogLines()
         try:
             while True:
                 ready, _ = wait_fds([self.fd, self._stop_r], [], None)
                 if self._stop_r in ready:
                     break
-                data = os.read(self.fd, _READ_BUFFER)
+                data = os.read(self.fd, READ_SIZE)
                 if not data:
                     break
-                pending += data
-                while True:
-                    nl = pending.find(b"\n", 0, MAX_LOG_LINE)
-                    if nl < 0 and len(pending) < MAX_LOG_LINE:
-                        break
-                    cut = nl + 1 if nl >= 0 else MAX_LOG_LINE
-                    self._forward(bytes(pending[:cut]))
-                    del pending[:cut]
-            if pending:
-                self._forward(bytes(pending))
+                for line in lines.feed(data):
+                    self._forward(line)
+            for line in lines.end():
+                self._forward(line)
         finally:
             os.close(self.fd)
 
-    def _forward(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+    def _forward(self, line: str) -> None:
         self.tail.append(line)
         with contextlib.suppress(Exception):  # a broken log must not stop the draining
             self.emit(line)

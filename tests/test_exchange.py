@@ -117,3 +117,18 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_broken_log_does_not_fail_the_child() -> None:
+    def broken(line: str) -> None:
+        raise OSError("the log is gone")
+
+    done = run(
+        ["sh", "-c", "echo warn >&2; echo out"],
+        env=ENV,
+        input=b"",
+        timeout=10,
+        max_output=100,
+        on_stderr_line=broken,
+    )
+    assert (done.returncode, done.stdout, done.stderr_tail) == (0, b"out\n", ("warn",))

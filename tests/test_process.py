@@ -153,3 +153,14 @@ def test_a_log_pump_stops_although_an_escaped_grandchild_keeps_the_pipe(tmp_path
     assert list(pump.tail) == ["last words"]
     os.kill(int(pid_file.read_text()), 9)
     child.close()
+
+
+def test_log_lines_are_cut_at_newlines_and_at_the_length_limit() -> None:
+    lines = pipes.LogLines()
+    assert lines.feed(b"one\r\ntw") == ["one"]
+    assert lines.feed(b"o\nthree") == ["two"]
+    long = b"x" * (pipes.MAX_LOG_LINE + 10)
+    assert lines.feed(b"\n" + long) == ["three", "x" * pipes.MAX_LOG_LINE]
+    assert lines.end() == ["x" * 10]
+    assert lines.end() == []
+    assert lines.feed("é".encode()[:1] + b"\n") == ["\ufffd"]
