@@ -18,6 +18,18 @@ MAX_HEAD = 64 * 1024  # status line and headers; Lambda's are well under 2 kB
 _READ = 64 * 1024  # below malloc's mmap threshold: a bigger buffer costs an mmap per recv
 
 
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+
+
+def _is_decimal(text: str) -> bool:
+    """Only ASCII digits: ``int()`` would also take "+5", " 5", "1_0" and other scripts' digits."""
+    return text.isascii() and text.isdigit()
+
+
+def _is_status(text: str) -> bool:
+    return len(text) == 3 and _is_decimal(text)
+
+
 class ConnectionClosed(ConnectionError):
     """The server closed the connection before a whole response arrived."""
 
@@ -47,7 +59,7 @@ def split_address(address: str) -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
     if not sep or host.endswith(":") or (host.startswith("[") != host.endswith("]")):
         host, port = address, "80"
-    if not port.isdigit():
+    if not _is_decimal(port):
         raise ValueError(f"bad port in {address!r}")
     return host.strip("[]"), int(port)
 
@@ -107,15 +119,38 @@ class HttpConnection:
                 self.close()  # dropped while idle: reconnect before sending anything
             if self._sock is None:
                 self._connect()
-            self._send(encode_request(method, target, self.address, headers, body))
-            response = self._read_response(method)
+            try:
+                self._send(encode_request(method, target, self.address, headers, body))
+            except OSError:
+                # A server may answer (413) and hang up before reading the whole body: the
+                # answer that already arrived is the outcome, as curl reads it too.
+                response = self._early_response(method)
+                if response is None:
+                    raise
+            else:
+                response = self._read_response(method)
         except BaseException:
             self.close()  # a half-used connection cannot be reused
             raise
         finally:
             self._interrupt = None
-        if response.will_close:
-            self.close()
+        if response.will_close or self._buf:
+            self.close()  # bytes after a whole response answer nothing asked: never reuse them
+        return response
+
+    def _early_response(self, method: str) -> Response | None:
+        """The response already received when sending failed; None when there is none."""
+        if not self.request_sent or self._sock is None:
+            return None
+        assert self._poll is not None
+        self._interrupt = None
+        try:
+            if not self._buf and not self._poll.poll(0):
+                return None
+            response = self._read_response(method)
+        except (OSError, ProtocolError):
+            return None
+        response.will_close = True  # part of the request was never sent
         return response
 
     def _stale(self) -> bool:
@@ -173,13 +208,10 @@ class HttpConnection:
         elif "chunked" in lower.get("transfer-encoding", "").lower():
             body = self._read_chunked()
         elif "content-length" in lower:
-            try:
-                length = int(lower["content-length"])
-            except ValueError:
-                raise ProtocolError(f"bad Content-Length {lower['content-length']!r}") from None
-            if length < 0:
-                raise ProtocolError(f"bad Content-Length {length}")
-            body = self._read_exactly(length)
+            text = lower["content-length"]
+            if not _is_decimal(text):
+                raise ProtocolError(f"bad Content-Length {text[:20]!r}")
+            body = self._read_exactly(int(text))
         else:
             body = self._read_to_close()
             will_close = True
@@ -241,11 +273,10 @@ class HttpConnection:
     def _read_chunked(self) -> bytes:
         parts: list[bytes] = []
         while True:
-            size_text = self._read_line().split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise ProtocolError(f"bad chunk size {size_text[:20]!r}") from None
+            size_text = self._read_line().split(b";", 1)[0].strip(b" \t")
+            if not size_text or size_text.strip(_HEX_DIGITS):
+                raise ProtocolError(f"bad chunk size {size_text[:20]!r}")
+            size = int(size_text, 16)
             if size == 0:
                 while self._read_line():  # trailers, up to the empty line
                     pass
@@ -266,7 +297,7 @@ def parse_head(head: bytes) -> tuple[int, dict[str, str], str]:
     """Status, headers and HTTP version of a response head (without its final empty line)."""
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not _is_status(parts[1]):
         raise ProtocolError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
     headers: dict[str, str] = {}
     for line in lines[1:]:

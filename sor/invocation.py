@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from sor.config import Config
 from sor.errors import FunctionError, InvocationTimeout, SorError
-from sor.language import TOO_LARGE_ERROR, LanguageRuntime
+from sor.language import LAMBDA_MAX_RESPONSE, TOO_LARGE_ERROR, LanguageRuntime
 from sor.logs import Log
-from sor.runtime_api import Invocation, RuntimeApiClient
+from sor.runtime_api import Invocation, RuntimeApiClient, error_body
 
 if TYPE_CHECKING:  # imported only by functions that have middlewares
     from sor.pipeline import Pipeline
@@ -168,9 +168,12 @@ class Invoker:
             }
             return self._answer_error(inv, error, timings, began)
         posted = time.monotonic()
-        status = self.api.respond(inv.request_id, body)
+        # Lambda refuses a body over its limit; some servers answer 413 and hang up before
+        # reading it, so it is never sent: the error Lambda would report is posted instead.
+        too_large = len(body) > LAMBDA_MAX_RESPONSE
+        status = 413 if too_large else self.api.respond(inv.request_id, body)
         if status == 413:
-            # The Runtime API refused the response as too large and still awaits an answer.
+            # Too large (known here or refused by the API, which still awaits an answer).
             status = self.api.fail(inv.request_id, dict(TOO_LARGE_ERROR))
             self.answered = inv.request_id
             timings["post"] = time.monotonic() - posted
@@ -264,6 +267,8 @@ class Invoker:
         self, inv: Invocation, error: dict[str, Any], timings: dict[str, float], began: float
     ) -> str:
         posted = time.monotonic()
+        if len(error_body(error, inv.request_id)) > LAMBDA_MAX_RESPONSE:
+            error = dict(TOO_LARGE_ERROR)  # an error document is bounded as a response is
         self.api.fail(inv.request_id, error)
         self.answered = inv.request_id
         timings["post"] = time.monotonic() - posted

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,8 @@ from sor.resources import data_path
 
 PROTOCOL_VERSION = "1"
 MAX_MESSAGE = 7 * 1024 * 1024  # a 6 MB Lambda payload plus the envelope
-_STOP_GRACE = 0.2  # how long a stopped runtime may run its SIGTERM handlers
-_PUMP_JOIN = 0.5  # how long to wait for a dead runtime's last stderr lines
+STOP_GRACE = 0.2  # how long a stopped child (runtime, persistent middleware) may take to exit
+_PUMP_JOIN = 0.5  # how long to wait for the last stderr lines of a runtime that is not killed
 LAMBDA_MAX_RESPONSE = 6291556  # bytes; what Lambda's own error message names
 TOO_LARGE_ERROR = {
     "errorType": "Function.ResponseSizeTooLarge",
@@ -34,6 +35,19 @@ TOO_LARGE_ERROR = {
     ),
     "stackTrace": [],
 }
+
+
+def finish_pumps(pumps: list[pipes.LogPump], wait: float) -> list[pipes.LogPump]:
+    """Finish stderr pumps of stopped children (``wait``: for their end of file); those still
+    running, told to stop, to be finished again later (so their descriptors are released)."""
+    running = []
+    for pump in pumps:
+        pump.finish(wait)
+        if pump.is_alive():
+            running.append(pump)
+        else:
+            pump.finish(0.0)  # it ended during the first call: this one releases its stop pipe
+    return running
 
 
 class _Oversized(Exception):
@@ -59,8 +73,15 @@ class LanguageRuntime:
     """One long-lived language runtime process and the protocol spoken with it."""
 
     def __init__(
-        self, settings: RuntimeSettings, *, task_root: Path, env: Mapping[str, str], log: Log
+        self,
+        settings: RuntimeSettings,
+        *,
+        task_root: Path,
+        env: Mapping[str, str],
+        log: Log,
+        defer_load: bool = False,
     ) -> None:
+        """``defer_load``: the process starts without loading the handler until `load` says so."""
         self.settings = settings
         self.task_root = task_root
         self.argv = runtime_command(settings)
@@ -72,12 +93,17 @@ class LanguageRuntime:
             "SOR_SIGNATURE": settings.signature,
             "SOR_PROTOCOL": PROTOCOL_VERSION,
         }
+        if defer_load:
+            self.env["SOR_LOAD"] = "deferred"
+        self.defer_load = defer_load
         self.log = log
         self.name = f"{settings.language} language runtime ({settings.handler or self.argv[0]})"
         self._child: process.Child | None = None
         self._request_w: int | None = None
         self._reader: pipes.LineReader | None = None
         self._pump: pipes.LogPump | None = None
+        self._ending: list[pipes.LogPump] = []  # pumps of killed runtimes, told to stop
+        self._loaded = not defer_load
         self.starts = 0
         self.last_stderr: list[str] = []
 
@@ -92,6 +118,7 @@ class LanguageRuntime:
     def start(self, deadline: float) -> None:
         """Start the process and wait for `ready` (`spawn`, then `wait_ready`)."""
         self.spawn()
+        self.load()  # a restart loads at once
         self.wait_ready(deadline)
 
     def spawn(self) -> None:
@@ -123,22 +150,40 @@ class LanguageRuntime:
         self._reader = pipes.LineReader(ans_r, child, MAX_MESSAGE)
         self._pump = pipes.LogPump(err_r, self.log.raw)
         self._pump.start()
+        self._loaded = not self.defer_load
 
-    def wait_ready(self, deadline: float) -> None:
-        """Wait for the `ready` of the process `spawn` started.
+    def load(self) -> None:
+        """Let a ``defer_load`` process load the handler (no-op otherwise, or when done).
+
+        A process that died meanwhile is reported by `wait_ready`.
+        """
+        if self._loaded or self._child is None or self._request_w is None:
+            return
+        self._loaded = True
+        pipes.write_all(self._request_w, b'{"type":"load"}\n', self._child, time.monotonic() + 5)
+
+    def wait_ready(self, deadline: float, wake_fd: int | None = None) -> bool:
+        """Wait for the `ready` of the process `spawn` started; False when ``wake_fd`` became
+        readable first (a signal: the caller decides), True once ready.
 
         Raises FunctionError (its init_error, e.g. Runtime.ImportModuleError), RuntimeExited
         (it died or broke the protocol) or InvocationTimeout (no `ready` before ``deadline``).
         """
-        if self._child is None:
+        if self._child is None or self._reader is None:
             raise RuntimeExited(f"the {self.name} was not started")
+        while wake_fd is not None and (left := deadline - time.monotonic()) > 0:
+            ready = self._child.wait_readable([self._reader.fd, wake_fd], left)
+            if self._reader.fd in ready or self._child.exited():
+                break
+            if wake_fd in ready:
+                return False
         try:
             message = self._read(deadline, "starting")
         except TimeoutError:
             self.stop()
             raise InvocationTimeout(f"the {self.name} did not become ready in time") from None
         if message.get("type") == "ready":
-            return
+            return True
         if message.get("type") == "init_error" and isinstance(message.get("error"), dict):
             self.stop()
             raise FunctionError(message["error"])
@@ -200,24 +245,34 @@ class LanguageRuntime:
             self.stop(graceful=False)
             raise InvocationTimeout(self._timeout_message(function_timeout)) from None
 
-    def stop(self, graceful: bool = True) -> int | None:
-        """Stop the process and everything it started; its exit code when there was one."""
+    def stop(self, graceful: bool = True, *, stderr_wait: float | None = None) -> int | None:
+        """Stop the process and everything it started; its exit code when there was one.
+
+        ``stderr_wait``: how long to wait for its last stderr lines (end of file), by default
+        none when killing it (graceful=False: an answer is waiting, and a grandchild that left
+        the group may hold the pipe for ever) and _PUMP_JOIN otherwise.
+        """
         child, self._child = self._child, None
         code = None
         if child is not None:
             if graceful and not child.exited():
                 child.kill_group(signal.SIGTERM)
-                child.wait(_STOP_GRACE)
+                child.wait(STOP_GRACE)
             code = child.close()
         for fd in (self._request_w, self._reader.fd if self._reader else None):
             if fd is not None:
                 os.close(fd)
         self._request_w = None
         self._reader = None
-        if self._pump is not None:
-            self._pump.finish(_PUMP_JOIN)
-            self.last_stderr = list(self._pump.tail)
-            self._pump = None
+        if stderr_wait is None:
+            stderr_wait = _PUMP_JOIN if graceful else 0.0
+        pump, self._pump = self._pump, None
+        if pump is not None:
+            self._ending.append(pump)
+            self.last_stderr = list(pump.tail)  # the lines already read
+        self._ending = finish_pumps(self._ending, stderr_wait)
+        if pump is not None:
+            self.last_stderr = list(pump.tail)
         return code
 
     def _read(self, deadline: float, doing: str, skip_oversized: bool = False) -> dict[str, Any]:
@@ -254,7 +309,9 @@ class LanguageRuntime:
                 raise self._died(f"while {doing}") from None
 
     def _died(self, doing: str) -> RuntimeExited:
-        code = self.stop(graceful=False)
+        # It ended by itself: the group is dead, so its stderr ends at once and its last lines
+        # say why (unless a grandchild escaped with the pipe: then they wait no longer).
+        code = self.stop(graceful=False, stderr_wait=_PUMP_JOIN)
         tail = self.last_stderr
         return RuntimeExited(
             f"the {self.name} exited {doing} with {process.describe_exit(code)}"

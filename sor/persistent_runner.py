@@ -27,9 +27,10 @@ from sor.hook import (
     failure,
     timeout_error,
 )
+from sor.language import STOP_GRACE, finish_pumps
 from sor.logs import Log
 
-_STOP_GRACE = 0.2  # how long a persistent middleware may take to exit once its stdin is closed
+_STDERR_WAIT = 0.5  # for the last stderr lines of a process that ended by itself
 
 
 def parse_answer(mw: Middleware, hook: str, line: bytes) -> HookResult | str:
@@ -81,8 +82,12 @@ class _Process:
         self.pump = pipes.LogPump(err_r, lambda line: log.child_line(mw.name, line))
         self.pump.start()
 
-    def stop(self, grace: float = 0.0) -> None:
-        """Close its stdin (its cue to exit), give it ``grace`` seconds, then kill its group."""
+    def stop(self, grace: float = 0.0, stderr_wait: float = 0.0) -> None:
+        """Close its stdin (its cue to exit), give it ``grace`` seconds, then kill its group.
+
+        ``stderr_wait``: how long its last stderr lines may take; none by default, since a
+        killed process's caller is answering (and a grandchild may hold the pipe for ever).
+        """
         if self.stdin >= 0:
             os.close(self.stdin)
             self.stdin = -1
@@ -90,7 +95,7 @@ class _Process:
             self.child.wait(grace)
         self.child.close()
         os.close(self.reader.fd)
-        self.pump.finish(0.5)  # the group is dead: EOF at once, unless something escaped it
+        self.pump.finish(stderr_wait)  # with 0: told to stop, released by the runner later
 
 
 class PersistentRunner:
@@ -101,6 +106,7 @@ class PersistentRunner:
         self.log = log
         self.env = dict(env)
         self.proc: _Process | None = None
+        self._ending: list[pipes.LogPump] = []  # pumps of killed processes, told to stop
         self._lock = threading.Lock()
 
     @property
@@ -117,8 +123,9 @@ class PersistentRunner:
         """Stop the process and everything it started."""
         with self._lock:
             if self.proc is not None:
-                self.proc.stop(_STOP_GRACE)
+                self.proc.stop(STOP_GRACE, _STDERR_WAIT)
                 self.proc = None
+            self._release(_STDERR_WAIT)
 
     def call(
         self, hook: Hook, payload: Any, context: Mapping[str, Any], timeout: float
@@ -157,9 +164,9 @@ class PersistentRunner:
             raise timeout_error(self.mw, hook, timeout, self._discard()) from None
         except EOFError:
             # its stdout closes a moment before its exit status can be read
-            code = proc.child.wait(_STOP_GRACE)
+            code = proc.child.wait(STOP_GRACE)
             what = "closed its stdout" if code is None else ended(code)
-            tail = self._discard()
+            tail = self._discard(_STDERR_WAIT)  # it ended by itself: its last lines say why
             raise failure(self.mw, hook, f"{what} before answering", tail) from None
         except ValueError:
             tail = self._discard()
@@ -182,10 +189,16 @@ class PersistentRunner:
                 raise failure(self.mw, hook, str(exc)) from None
         return self.proc
 
-    def _discard(self) -> list[str]:
+    def _discard(self, stderr_wait: float = 0.0) -> list[str]:
         """Kill the process now (it is restarted on next use); the last lines of its stderr."""
         proc, self.proc = self.proc, None
         if proc is None:
             return []
-        proc.stop()
+        proc.stop(0.0, stderr_wait)
+        self._ending.append(proc.pump)
+        self._release(0.0)
         return list(proc.pump.tail)
+
+    def _release(self, wait: float) -> None:
+        """Finish the pumps of killed processes (their threads and descriptors)."""
+        self._ending = finish_pumps(self._ending, wait)

@@ -1,11 +1,14 @@
 """The `sor run` loop: init (config, language runtime, middlewares), then next -> answer, forever.
 
-Init failures are reported to `/init/error` and end the process with status 1, as Lambda expects
-of a runtime. Every invocation gets exactly one answer, whatever goes wrong inside sor. SIGTERM
-(and SIGINT) end the loop cleanly: during init at once, between invocations at once (the wait
-for the next one is woken through the signal wakeup fd; an invocation whose first byte arrived is
-still taken and answered), during one after its answer; the language runtime and persistent
-middlewares are stopped with it. Once shutdown starts, further signals are ignored.
+Init failures (any exception, not only sor's own errors) are reported to `/init/error` and end
+the process with status 1, as Lambda expects of a runtime. Every invocation gets exactly one
+answer, whatever goes wrong inside sor. SIGTERM (and SIGINT) end the loop cleanly: during init
+at the next step (the handler only sets a flag, checked between init steps; the wait for `ready`
+is woken through the signal wakeup fd), between invocations at once (the wait for the next one,
+and its retries, are woken the same way; an invocation whose first byte arrived is still taken
+and answered), during one after its answer, which is never abandoned (posting it is retried as
+usual); the language runtime and persistent middlewares are stopped with it. Once shutdown
+starts, further signals are ignored.
 
 Cold start order: the config is loaded, the language runtime is spawned at once, and the rest of
 init (the invocation and Runtime API modules, the middleware pipeline) runs while it boots; only
@@ -39,8 +42,8 @@ if TYPE_CHECKING:
 INIT_TIMEOUT = 300.0
 
 
-class _Terminated(BaseException):
-    """Raised by the signal handler to abandon init."""
+class _Terminated(Exception):
+    """Raised between init steps when a signal asked sor to stop."""
 
 
 def load_config(env: Mapping[str, str], cwd: Path) -> Config:
@@ -64,8 +67,8 @@ class Runner:
         self._api: RuntimeApiClient | None = None
         self.language: LanguageRuntime | None = None
         self.pipeline: Any = None
-        # init: a signal abandons it; serving: a signal ends the loop after the current answer;
-        # shutdown: signals are ignored.
+        # A signal only sets _stop (init checks it between steps; serving ends the loop after
+        # the current answer); once shutting down, signals are ignored.
         self._phase = "init"
         self._stop = False
         self._wake_r: int | None = None
@@ -103,19 +106,13 @@ class Runner:
         if self._api is None:
             from sor.runtime_api import RuntimeApiClient
 
-            self._api = RuntimeApiClient(self.address, sleep=self._backoff)
+            self._api = RuntimeApiClient(self.address)
         return self._api
 
-    def _backoff(self, delay: float) -> None:
-        """The Runtime API client's retry pause; a signal while serving cuts it short."""
-        if self._phase != "serving" or self._wake_r is None:
-            time.sleep(delay)  # during init a signal interrupts it by raising
-            return
-        from sor.http_connection import Interrupted
-        from sor.pipes import wait_fds
-
-        if wait_fds([self._wake_r], [], delay)[0]:
-            raise Interrupted
+    def _check(self) -> None:
+        """Between init steps: abandon init when a signal arrived."""
+        if self._stop:
+            raise _Terminated
 
     def _init(self) -> Invoker | None:
         began = time.monotonic()
@@ -123,29 +120,48 @@ class Runner:
             from sor.language import LanguageRuntime
 
             guess = self._guess(LanguageRuntime)
+            self._check()
             config = load_config(self.env, self.cwd)
+            self._check()
             if guess is not None and (guess.settings, guess.task_root) == (
                 config.runtime,
                 config.task_root,
             ):
-                self.language, started = guess, "before-config"
+                guess.load()  # the first line of user code runs now, in the process kept
+                language, started = guess, "before-config"
             else:
                 started = "after-config"
                 if guess is not None:
-                    guess.stop(graceful=False)
-                self.language = LanguageRuntime(
+                    self.language = None
+                    guess.stop(graceful=False)  # it never loaded the handler: no code ran
+                language = self.language = LanguageRuntime(
                     config.runtime, task_root=config.task_root, env=self.env, log=self.log
                 )
-                self.language.spawn()
+                language.spawn()
+            self._check()
             # Everything below overlaps with the language runtime's own start-up.
             from sor.invocation import Invoker
 
             api = self.api
             self.pipeline = self._pipeline(config)
-            self.language.wait_ready(began + INIT_TIMEOUT)
+            self._check()
+            while not language.wait_ready(began + INIT_TIMEOUT, self._wake_r):
+                self._check()  # woken by a signal
+                self._drain_wakeups()
+        except _Terminated:
+            raise
         except SorError as exc:
             self.log.error(f"init failed: {exc.error_type}: {exc.message}")
             self.api.init_error(exc.payload())
+            return None
+        except Exception as exc:  # a bug of sor: still reported, as Lambda expects
+            error = {
+                "errorType": "Sor.Error",
+                "errorMessage": f"sor failed during init: {type(exc).__name__}: {exc}",
+                "stackTrace": [],
+            }
+            self.log.error(f"init failed: {error['errorMessage']}")
+            self.api.init_error(error)
             return None
         self.log.info(
             "init",
@@ -155,9 +171,7 @@ class Runner:
             middlewares=len(config.middlewares),
             runtime_started=started,
         )
-        return Invoker(
-            config, self.language, api, log=self.log, env=self.env, pipeline=self.pipeline
-        )
+        return Invoker(config, language, api, log=self.log, env=self.env, pipeline=self.pipeline)
 
     def _guess(self, runtime: type[LanguageRuntime]) -> LanguageRuntime | None:
         """The Python runtime of `_HANDLER`, spawned before the config is even read.
@@ -165,7 +179,10 @@ class Runner:
         On Lambda `_HANDLER` is the function's handler setting, and most functions are Python
         ones: starting their runtime first hides the parsing of sor.yml behind the interpreter's
         own start. The guess is made only when the handler's module is a Python file of the task
-        root (so no other function's code is run by it) and kept only when the config agrees.
+        root, and with a deferred load: the process starts and imports only the adapter, then
+        waits; `_init` lets it import the handler (`load`) only when the config agrees, and
+        kills it otherwise. So no user code ever runs in a wrong guess, and its environment is
+        the real runtime's (plus SOR_LOAD, which tells the adapter to wait).
         """
         from sor.config import RuntimeSettings
         from sor.loader import task_root
@@ -179,7 +196,11 @@ class Runner:
         if not (path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()):
             return None
         guess = runtime(
-            RuntimeSettings(handler=handler), task_root=root, env=self.env, log=self.log
+            RuntimeSettings(handler=handler),
+            task_root=root,
+            env=self.env,
+            log=self.log,
+            defer_load=True,
         )
         try:
             guess.spawn()
@@ -226,11 +247,18 @@ class Runner:
             pass
 
     def _last_resort(self, inv: Invocation, exc: Exception) -> None:
-        error = {"errorType": "Sor.Error", "errorMessage": f"sor failed: {exc}", "stackTrace": []}
+        """Answer an invocation whose answer failed; never raises (the loop must go on)."""
+        error = {
+            "errorType": "Sor.Error",
+            "errorMessage": f"sor failed: {type(exc).__name__}: {exc}",
+            "stackTrace": [],
+        }
         try:
             self.api.fail(inv.request_id, error)
-        except SorError as again:
-            self._quiet_error(f"could not post the error: {again.message}", inv.request_id)
+        except Exception as again:
+            self._quiet_error(
+                f"could not post the error: {type(again).__name__}: {again}", inv.request_id
+            )
         self._quiet_error(
             f"invocation failed inside sor: {type(exc).__name__}: {exc}", inv.request_id
         )
@@ -240,10 +268,10 @@ class Runner:
             self.log.error(message, request_id)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._stop = True
-        if self._phase == "init":
-            self._phase = "shutdown"  # a second signal finds it so and is ignored
-            raise _Terminated
+        # Never raises: an exception at an arbitrary bytecode could leak a child just spawned
+        # or close a descriptor twice. The wakeup fd wakes whatever wait is under way.
+        if self._phase != "shutdown":
+            self._stop = True
 
     def _shutdown(self) -> None:
         if self.language is not None:

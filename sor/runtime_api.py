@@ -11,13 +11,14 @@ may have been taken, and posting it again could answer an invocation twice.
 from __future__ import annotations
 
 import json
+import select
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sor.errors import SorError
-from sor.http_connection import HttpConnection, ProtocolError
+from sor.http_connection import HttpConnection, Interrupted, ProtocolError
 
 API_VERSION = "2018-06-01"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
@@ -141,6 +142,7 @@ class RuntimeApiClient:
             f"{method} {url}",
             lambda: self._once(method, url, body, headers, interrupt_fd),
             idempotent=method == "GET",
+            interrupt_fd=interrupt_fd,
         )
 
     def _once(
@@ -160,13 +162,15 @@ class RuntimeApiClient:
             ) from None
         return response.status, response.headers, response.body
 
-    def _retrying(self, what: str, call: Callable[[], T], *, idempotent: bool) -> T:
+    def _retrying(
+        self, what: str, call: Callable[[], T], *, idempotent: bool, interrupt_fd: int | None
+    ) -> T:
         # A keep-alive connection the server closed fails once at once: retry without waiting.
         delays = (0.0, *self.retry_delays)
         last: Exception | None = None
         for delay in delays:
             if delay:
-                self._sleep(delay)
+                self._pause(delay, interrupt_fd)
             try:
                 return call()
             except OSError as e:  # refused, reset, closed; host unreachable, DNS failure
@@ -179,6 +183,16 @@ class RuntimeApiClient:
         raise RuntimeApiError(
             f"the Lambda Runtime API at {self.address} is unreachable ({what}): {last}"
         )
+
+    def _pause(self, delay: float, interrupt_fd: int | None) -> None:
+        """Wait before a retry; only a call given ``interrupt_fd`` (`next`) is cut short."""
+        if interrupt_fd is None:
+            self._sleep(delay)  # an answer being posted is never abandoned for a signal
+            return
+        waiter = select.poll()
+        waiter.register(interrupt_fd, select.POLLIN)
+        if waiter.poll(delay * 1000):
+            raise Interrupted
 
 
 def error_body(error: Mapping[str, Any], request_id: str) -> bytes:

@@ -72,15 +72,49 @@ def check(source: Source, *, quick: bool = False) -> list[Problem]:
 
 def schema_problems(data: Any, source: Source, *, quick: bool = False) -> list[Problem]:
     """The schema's verdict on `data`, as problems placed in `source`."""
-    if quick:
-        from sor.schema_lite import verdict
+    try:
+        if quick:
+            from sor.schema_lite import verdict
 
-        if verdict(schema_document(), data) == "valid":
-            return []
-    out: list[Problem] = []
-    for error in _validator().iter_errors(data):
-        out.extend(_translate(error, source))
+            if verdict(schema_document(), data) == "valid":
+                return []
+        out: list[Problem] = []
+        for error in _validator().iter_errors(data):
+            out.extend(_translate(error, source))
+    except RecursionError:  # both validators recurse once per level of nesting
+        path = _too_deep(data)
+        return [
+            source.problem(
+                path, f"is nested too deeply to be checked (more than {_MAX_DEPTH} levels)"
+            )
+        ]
     return out
+
+
+_MAX_DEPTH = 100  # levels of nesting that are certainly a mistake in sor.yml
+
+
+def _too_deep(data: Any) -> PathKey:
+    """Where nesting runs past _MAX_DEPTH: the key that holds the deep value (else the top)."""
+    stack: list[tuple[PathKey, Any]] = [((), data)]
+    while stack:
+        path, node = stack.pop()
+        if len(path) >= _MAX_DEPTH:
+            # Name the mapping key above the run of nesting, not a hundred `[0]`s.
+            keys = [i for i, part in enumerate(path[:_SHOWN]) if isinstance(part, str)]
+            return path[: keys[-1] + 1] if keys else path[:1]
+        items = (
+            node.items()
+            if isinstance(node, dict)
+            else enumerate(node)
+            if isinstance(node, list)
+            else ()
+        )
+        stack.extend(((*path, key), value) for key, value in items)
+    return ()
+
+
+_SHOWN = 8  # at most this many levels of a too-deep path are named
 
 
 def _order(problem: Problem) -> tuple[str, int, int]:

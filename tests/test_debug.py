@@ -310,3 +310,47 @@ def test_unreachable_debugger_runs_the_handler_anyway(tmp_path: Path) -> None:
         assert len(ports) == 2, logs
         for inspector_port in ports:
             assert _closes(inspector_port), f"the inspector still listens on {inspector_port}"
+
+
+@needs_node
+def test_silent_relay_delays_the_handler_only_until_half_the_time_left(tmp_path: Path) -> None:
+    """A relay that accepts the bridge's connection but never carries a debugger."""
+    write_files(tmp_path, {"index.js": HANDLER})
+    held: list[socket.socket] = []
+    relay = socket.create_server(("127.0.0.1", 0))
+    port = relay.getsockname()[1]
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(relay.accept()[0])  # held open, silent
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        with start("node", tmp_path, "index.handler") as adapter:
+            assert adapter.ready() == {"type": "ready"}
+            ctx = context("silent", timeout=4.0)
+            adapter.send(
+                {
+                    "type": "invoke",
+                    "id": "silent",
+                    "event": {"a": 1},
+                    "context": ctx,
+                    "debug": {"host": "127.0.0.1", "port": port},
+                }
+            )
+            answer = adapter.recv(10)
+            answered_ms = time.time() * 1000
+            assert answer == {"type": "result", "id": "silent", "result": {"keys": ["a"]}}
+            assert answered_ms < ctx["deadline_ms"], "the handler answered after its deadline"
+            assert held, "the bridge never connected to the relay"
+            logs = adapter.logs()
+            assert "no debugger attached through" in logs, logs
+            ports = _inspector_ports(logs)
+            assert len(ports) == 1 and _closes(ports[0]), logs
+    finally:
+        relay.close()
+        for conn in held:
+            conn.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import socket
 import threading
 import time
@@ -278,6 +279,9 @@ def test_a_keep_alive_dropped_while_idle_is_reopened_before_sending(
     try:
         assert client.request("GET", "/a", {}).body == b"1"
         assert dropped.wait(5)
+        # The POST must go out after the FIN arrived, or the test would prove nothing (and fail).
+        assert client._sock is not None
+        assert select.select([client._sock], [], [], 5)[0]
         assert client.request("POST", "/b", {}, b"once").body == b"2"
     finally:
         client.close()
@@ -327,3 +331,110 @@ def test_a_response_that_started_is_read_whole_despite_the_interrupt(
         client.close()
         os.close(r)
         os.close(w)
+
+
+def _answer_then_hang_up(go_style: bool) -> Script:
+    """A server that answers 413 after the head without reading the body, as Go's net/http."""
+
+    def script(conn: socket.socket, _: int) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        conn.sendall(
+            b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 2\r\n"
+            b"Connection: close\r\n\r\n{}"
+        )
+        if go_style:  # FIN, then a linger without reading: the client's send fails later
+            conn.shutdown(socket.SHUT_WR)
+            time.sleep(0.3)
+
+    return script
+
+
+@pytest.mark.parametrize("go_style", [True, False])
+def test_an_answer_sent_before_the_body_was_read_is_the_outcome(
+    serve: Callable[[Script], RawServer], go_style: bool
+) -> None:
+    server = serve(_answer_then_hang_up(go_style))
+    client = _connection(server)
+    try:
+        response = client.request("POST", "/big", {}, b"x" * 6_500_000)
+    finally:
+        client.close()
+    assert (response.status, response.body) == (413, b"{}")
+    assert not client.connected
+
+
+def test_a_send_failure_without_an_answer_still_raises(
+    serve: Callable[[Script], RawServer],
+) -> None:
+    def script(conn: socket.socket, _: int) -> None:
+        conn.recv(100)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        conn.close()  # a reset with no answer
+
+    server = serve(script)
+    client = _connection(server)
+    with pytest.raises(OSError):
+        client.request("POST", "/big", {}, b"x" * 6_500_000)
+    assert client.request_sent is True
+
+
+@pytest.mark.parametrize("length", ["+2", "1 0", "1_0", "\u00b2", "0x2", "-1", "2, 2", ""])
+def test_a_content_length_that_is_not_ascii_digits_is_a_protocol_error(
+    serve: Callable[[Script], RawServer], length: str
+) -> None:
+    def script(conn: socket.socket, _: int) -> None:
+        server.read_request(conn)
+        head = f"HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\nok".encode("latin-1")
+        conn.sendall(head)
+
+    server = serve(script)
+    client = _connection(server)
+    with pytest.raises(ProtocolError, match="Content-Length"):
+        client.request("GET", "/n", {})
+
+
+@pytest.mark.parametrize("size", [b"-1", b"+2", b"0x2", b"1_0", b"\xc2\xb2", b"", b"g"])
+def test_a_chunk_size_that_is_not_hex_digits_is_a_protocol_error(
+    serve: Callable[[Script], RawServer], size: bytes
+) -> None:
+    def script(conn: socket.socket, _: int) -> None:
+        server.read_request(conn)
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size + b"\r\nok\r\n0\r\n\r\n"
+        )
+
+    server = serve(script)
+    client = _connection(server)
+    with pytest.raises(ProtocolError, match="chunk size"):
+        client.request("GET", "/n", {})
+
+
+@pytest.mark.parametrize("status", ["2OO", "+20", "\u00b200", "2000", "20"])
+def test_a_status_that_is_not_three_ascii_digits_is_a_protocol_error(status: str) -> None:
+    with pytest.raises(ProtocolError):
+        parse_head(f"HTTP/1.1 {status} OK".encode("latin-1"))
+
+
+def test_bytes_after_a_whole_response_are_not_taken_as_the_next_one(
+    serve: Callable[[Script], RawServer],
+) -> None:
+    def script(conn: socket.socket, index: int) -> None:
+        server.read_request(conn)
+        extra = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale" if index == 1 else b""
+        # One write: the stray response arrives with the real one.
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d" % index + extra)
+        with contextlib.suppress(OSError):
+            server.read_request(conn)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nwrong")
+
+    server = serve(script)
+    client = _connection(server)
+    try:
+        assert client.request("GET", "/a", {}).body == b"1"
+        assert not client.connected
+        assert client.request("GET", "/b", {}).body == b"2"
+    finally:
+        client.close()
+    assert server.connections == 2

@@ -64,6 +64,24 @@ HANDLERS = textwrap.dedent(
 
     def big(event, context):
         return {"echo": event["data"], "len": len(event["data"])}
+
+    def lingerer(event, context):
+        # Leaves the process group with our stderr open for 8 s, then runs past its deadline.
+        child = subprocess.Popen(["sleep", "8"], start_new_session=True)
+        with open(event["pidfile"], "w") as f:
+            f.write(str(child.pid))
+        time.sleep(30)
+    """
+)
+
+MARKED = textwrap.dedent(
+    """
+    import os
+    with open(os.path.join(os.path.dirname(__file__), "imports.log"), "a") as log:
+        log.write(f"{os.getpid()}\\n")
+
+    def echo(event, context):
+        return {"pid": os.getpid(), "load": os.environ.get("SOR_LOAD")}
     """
 )
 
@@ -436,3 +454,91 @@ def test_a_grandchild_keeping_stderr_leaks_no_pump(task_root: Path, tmp_path: Pa
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_timeout_is_raised_without_waiting_for_an_escaped_stderr(
+    task_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # However long stderr may be waited for elsewhere, a kill path raises first: with the wait
+    # at 20 s, waiting for this pipe's end (held 8 s by a grandchild) would fail the bound.
+    monkeypatch.setattr("sor.language._PUMP_JOIN", 20.0)
+    rt = python_runtime(task_root, "handlers.lingerer")
+    pidfile = tmp_path / "pid"
+    try:
+        rt.start(now_plus(10))
+        deadline = now_plus(1.0)
+        with pytest.raises(InvocationTimeout):
+            rt.invoke({"pidfile": str(pidfile)}, ctx(), deadline)
+        assert time.monotonic() - deadline < 5
+        holder = int(pidfile.read_text())
+        assert os.path.exists(f"/proc/{holder}")  # the pipe is still held: no EOF was awaited
+    finally:
+        rt.stop(graceful=False)
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+def deferred_runtime(task_root: Path) -> LanguageRuntime:
+    (task_root / "marked.py").write_text(MARKED)
+    settings = RuntimeSettings(language="python", handler="marked.echo")
+    return LanguageRuntime(
+        settings,
+        task_root=task_root,
+        env=dict(os.environ),
+        log=Log(io.StringIO()),
+        defer_load=True,
+    )
+
+
+def test_a_deferred_runtime_runs_no_user_code_until_load(task_root: Path) -> None:
+    rt = deferred_runtime(task_root)
+    plain = python_runtime(task_root, "marked.echo")
+    assert rt.env == {**plain.env, "SOR_LOAD": "deferred"}  # the only difference
+    try:
+        rt.spawn()
+        time.sleep(0.5)  # time enough to import a module it was not told to load
+        assert rt.running
+        assert not (task_root / "imports.log").exists()
+        rt.load()
+        assert rt.wait_ready(now_plus(10)) is True
+        body = rt.invoke({}, ctx(), now_plus(10))
+        assert (task_root / "imports.log").read_text().split() == [str(body["pid"])]
+    finally:
+        rt.stop()
+
+
+def test_a_deferred_runtime_stopped_before_load_never_imports(task_root: Path) -> None:
+    rt = deferred_runtime(task_root)
+    rt.spawn()
+    time.sleep(0.3)
+    code = rt.stop(graceful=False)
+    assert not (task_root / "imports.log").exists()
+    assert code is not None
+    assert rt.last_stderr == []  # it left quietly
+
+
+def test_a_deferred_runtime_restarts_loaded(task_root: Path) -> None:
+    rt = deferred_runtime(task_root)
+    try:
+        rt.start(now_plus(10))  # start = spawn, load, wait_ready: a restart does not wait
+        first = rt.invoke({}, ctx(), now_plus(10))["pid"]
+        rt.stop()
+        assert rt.invoke({}, ctx(), now_plus(10))["pid"] != first
+    finally:
+        rt.stop()
+
+
+def test_wait_ready_returns_when_the_wake_fd_is_readable(task_root: Path) -> None:
+    rt = deferred_runtime(task_root)  # never loaded: it would never say ready
+    r, w = os.pipe()
+    try:
+        rt.spawn()
+        os.write(w, b"x")
+        began = time.monotonic()
+        assert rt.wait_ready(now_plus(30), wake_fd=r) is False
+        assert time.monotonic() - began < 5
+        assert rt.running
+    finally:
+        rt.stop(graceful=False)
+        os.close(r)
+        os.close(w)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -257,6 +258,10 @@ SERVER = py(
     "    p = msg['payload']\n"
     "    cmd = p.get('cmd') if isinstance(p, dict) else None\n"
     "    if cmd == 'sleep': time.sleep(30)\n"
+    "    if cmd == 'linger':\n"
+    "        import subprocess\n"
+    "        holder = subprocess.Popen(['sleep', '8'], start_new_session=True)\n"
+    "        open(p['pidfile'], 'w').write(str(holder.pid)); time.sleep(30)\n"
     "    if cmd == 'die': sys.stderr.write('dying\\n'); sys.stderr.flush(); os._exit(3)\n"
     "    if cmd == 'garbage': print('not json', flush=True); continue\n"
     "    if cmd == 'error': print(json.dumps({'error': 'refused'}), flush=True); continue\n"
@@ -328,6 +333,24 @@ def test_persistent_timeout_kills_and_restarts(server: PersistentRunner) -> None
     assert "keeper (error)" in info.value.message
     assert wait_gone(first)
     assert server.call("before", {}, CONTEXT, 5).payload["pid"] != first
+
+
+def test_persistent_timeout_does_not_wait_for_an_escaped_stderr(
+    server: PersistentRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A grandchild outside the group holds stderr for 8 s; the stderr wait of processes that
+    # end by themselves is raised to 20 s: the timeout must not wait for either.
+    monkeypatch.setattr("sor.persistent_runner._STDERR_WAIT", 20.0)
+    pidfile = tmp_path / "holder"
+    began = time.monotonic()
+    try:
+        with pytest.raises(MiddlewareTimeout):
+            server.call("error", {"cmd": "linger", "pidfile": str(pidfile)}, CONTEXT, 1.0)
+        assert time.monotonic() - began < 5
+        assert alive(int(pidfile.read_text()))  # the pipe is still held: no EOF was awaited
+    finally:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
 
 
 def test_persistent_answers(server: PersistentRunner) -> None:

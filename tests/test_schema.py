@@ -165,3 +165,12 @@ def test_a_pattern_without_description_is_a_phrase_not_the_expression() -> None:
         p.message for e in validator.iter_errors(source.data) for p in _translate(e, source)
     ]
     assert message == "'42' does not have the form expected here"
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_a_value_nested_too_deeply_is_a_problem_at_its_key(quick: bool) -> None:
+    deep = "[" * 300 + "]" * 300
+    text = f"version: 1\nmiddlewares:\n  - name: m\n    hooks: [{deep}, {deep}]\n"
+    problems = check(parse(text, "f"), quick=quick)
+    assert [(p.path, p.line) for p in problems] == [("middlewares[0].hooks", 4)]
+    assert "nested too deeply" in problems[0].message

@@ -166,7 +166,7 @@ async function invoke(handler, message) {
   let debugging = null;
   if (message.debug && message.debug.host && message.debug.port) {
     try {
-      debugging = await require('./debug.js').startDebugging(message.debug);
+      debugging = await require('./debug.js').startDebugging(message.debug, ctx.deadline_ms);
     } catch (err) {
       console.error(`sor: remote debugging failed: ${err.message}`);
     }

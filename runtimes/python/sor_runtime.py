@@ -4,7 +4,8 @@ Requests arrive as JSON lines on fd $SOR_IN_FD, answers leave as JSON lines on f
 (see runtimes/PROTOCOL.md). stdout and stderr stay the function's logs. The handler sees the same
 context object and error documents as under awslambdaric, Lambda's own Python runtime client.
 Only light standard-library modules are imported at start-up (json, os, sys, time; traceback when
-an error needs it): cold starts pay for this file.
+an error needs it): cold starts pay for this file. Under SOR_LOAD=deferred the handler is loaded
+only once sor sends `{"type":"load"}` (runtimes/PROTOCOL.md, "deferred load").
 """
 
 # No `from __future__ import annotations`: this file has no annotations, and the import costs
@@ -268,13 +269,11 @@ def log_error(error):
     sys.stdout.write("\r".join(lines) + "\n")
 
 
-_debugger = {"target": None, "connecting": None}  # debugpy connects once per process
-
-
 def start_debugging(debug, deadline_ms):
     """Connect out to the debugger listening at debug["host"]:debug["port"] and wait for it.
 
-    debugpy is imported only now, when a debug target arrives; without it, or when the debugger
+    Runs in the process forked for this one invocation (see Server.debug_invoke), on the thread
+    that then runs the handler. debugpy is imported only now; without it, or when the debugger
     does not answer, the handler runs anyway: at most half the time the invocation has left is
     spent waiting, so a debugger that never attaches delays the handler, never prevents it.
     """
@@ -297,37 +296,33 @@ def start_debugging(debug, deadline_ms):
 
     left = (deadline_ms / 1000.0 - time.time()) if deadline_ms else 60.0
     until = time.monotonic() + max(0.0, left / 2)  # for connecting and attaching together
-    if _debugger["target"] is None:
-        if _debugger["connecting"] is None:
-            done, failure = threading.Event(), []
+    done, failure = threading.Event(), []
 
-            def connect():
-                try:
-                    debugpy.connect(target)
-                except Exception as exc:  # reported below, never fatal
-                    failure.append(exc)
-                finally:
-                    done.set()
+    def connect():
+        try:
+            debugpy.connect(target)
+        except Exception as exc:  # reported below, never fatal
+            failure.append(exc)
+        finally:
+            done.set()
 
-            _debugger["connecting"] = (target, done, failure)
-            threading.Thread(target=connect, name="sor-debugpy-connect", daemon=True).start()
-        first, done, failure = _debugger["connecting"]
-        if not done.wait(max(0.0, until - time.monotonic())):
-            print(
-                f"sor: the debugger at {where} did not answer in time; running without it",
-                file=sys.stderr,
-            )
-            return
-        _debugger["connecting"] = None
-        if failure:
-            print(
-                f"sor: the debugger at {where} is unreachable ({failure[0]}); running without it",
-                file=sys.stderr,
-            )
-            return
-        _debugger["target"] = first
-    if _debugger["target"] != target:
-        print("sor: debugpy is already connected elsewhere; keeping that session", file=sys.stderr)
+    # In a thread: debugpy.connect has no timeout of its own.
+    threading.Thread(target=connect, name="sor-debugpy-connect", daemon=True).start()
+    if not done.wait(max(0.0, until - time.monotonic())):
+        print(
+            f"sor: the debugger at {where} did not answer in time; running without it",
+            file=sys.stderr,
+        )
+        return
+    if failure:
+        print(
+            f"sor: the debugger at {where} is unreachable ({failure[0]}); running without it",
+            file=sys.stderr,
+        )
+        return
+    # debugpy.connect traced the thread that called it and threads started later, not this one
+    # (the handler's): without this, breakpoints in the handler are never hit.
+    debugpy.debug_this_thread()
     if debugpy.is_client_connected():
         return
     # As in Node: breakpoints set on attach are hit. The wait is cancelled at the budget's end.
@@ -366,6 +361,10 @@ class Server:
             view = view[os.write(self._out, view) :]
 
     def serve(self, spec):
+        if self.env.get("SOR_LOAD") == "deferred":
+            code = self._wait_for_load()
+            if code is not None:
+                return code
         try:
             self.handler = load_handler(spec)
         except Exception as exc:
@@ -378,8 +377,70 @@ class Server:
         for line in self._in:
             request = json.loads(line)
             if request.get("type") == "invoke":
-                self.write(self.invoke(request))
+                self.write(
+                    self.debug_invoke(request) if request.get("debug") else self.invoke(request)
+                )
         return 0
+
+    def _wait_for_load(self):
+        """Under SOR_LOAD=deferred: None once `load` arrived, else the exit code.
+
+        sor starts the runtime before it has read sor.yml and confirms it with `load`; until
+        then no user code runs. End of file means sor chose another runtime: exit quietly.
+        """
+        line = self._in.readline()
+        if not line:
+            return 0
+        try:
+            message = json.loads(line)
+        except ValueError:
+            message = None
+        if isinstance(message, dict) and message.get("type") == "load":
+            return None
+        print(
+            'sor: protocol error: under SOR_LOAD=deferred the first message must be {"type":'
+            f'"load"}}, not {line[:80]!r}',
+            file=sys.stderr,
+        )
+        return 2
+
+    def debug_invoke(self, request):
+        """Answer an invoke that carries a debug target from a forked copy of this process.
+
+        The copy connects the debugger, runs the handler, answers on fd 4 and exits, so the
+        debug session ends with its invocation: this process never loads debugpy and later
+        invocations run without a debugger (and without what the debugged one changed in
+        memory). Returns the line this process still has to write (empty once the copy answered).
+        """
+        done_r, done_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the copy: whatever happens, it never returns into the serve loop
+            code = 1
+            try:
+                os.close(done_r)
+                self._loop = None  # a loop of its own: the parent's epoll stays the parent's
+                self.write(self.invoke(request))
+                os.write(done_w, b"1")
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(done_w)
+        _, status = os.waitpid(pid, 0)
+        answered = os.read(done_r, 1)
+        os.close(done_r)
+        if answered:
+            return b""
+        if os.WIFSIGNALED(status):
+            how = f"signal {os.WTERMSIG(status)}"
+        else:
+            how = f"status {os.WEXITSTATUS(status)}"
+        error = {
+            "errorType": "Runtime.ExitError",
+            "errorMessage": f"the debugged invocation's process exited with {how} before answering",
+            "stackTrace": [],
+        }
+        log_error(error)
+        return _encode({"type": "error", "id": request.get("id"), "error": error})
 
     def invoke(self, request):
         request_id = request.get("id")
