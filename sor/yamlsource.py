@@ -181,6 +181,9 @@ def parse(text: str, file: str) -> Source:
     except yaml.YAMLError as exc:
         source.problems.append(Problem(file, 1, 1, "", f"YAML error: {exc}"))
         source.data = None
+    except RecursionError:  # a config is a few levels deep: this is garbage or an attack
+        source.problems.append(Problem(file, 1, 1, "", "the file is nested too deeply to read"))
+        source.data = None
     finally:
         loader.dispose()
     return source

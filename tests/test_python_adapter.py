@@ -25,6 +25,7 @@ def handler(event, context):
         "traced": sys.gettrace() is not None,
         "debugpy": "debugpy" in sys.modules,
         "event": event,
+        "sor_load": os.environ.get("SOR_LOAD"),
     }
 """
 
@@ -51,6 +52,7 @@ def test_deferred_load_runs_no_user_code_before_load(tmp_path: Path) -> None:
         answer = adapter.invoke({"a": 1}, "after-load")
         assert answer["result"]["event"] == {"a": 1}
         assert answer["result"]["pid"] == adapter.child.pid
+        assert answer["result"]["sor_load"] is None  # sor's own variable is not the handler's
         assert adapter.close() == 0
 
 

@@ -96,3 +96,11 @@ def test_a_number_python_cannot_read_is_a_problem_not_a_crash() -> None:
     assert (problem.line, problem.col, problem.path) == (3, 10, "timeouts.grace")
     assert "the value cannot be read: Exceeds the limit" in problem.message
     assert "set_int_max_str_digits" not in problem.message
+
+
+def test_a_file_nested_too_deeply_is_a_problem_not_a_crash() -> None:
+    deep = "version: 1\nruntime: " + "[" * 5000 + "]" * 5000 + "\n"
+    source = parse(deep, "deep.yml")
+    assert [(p.file, p.message) for p in source.problems] == [
+        ("deep.yml", "the file is nested too deeply to read")
+    ]

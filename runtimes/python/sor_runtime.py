@@ -365,6 +365,7 @@ class Server:
             code = self._wait_for_load()
             if code is not None:
                 return code
+        os.environ.pop("SOR_LOAD", None)  # sor's business, not the handler's
         try:
             self.handler = load_handler(spec)
         except Exception as exc:
