@@ -202,6 +202,7 @@ def test_debug_session_ends_with_its_invocation(tmp_path: Path) -> None:
                 "traced": False,
                 "debugpy": False,
                 "event": {"n": 2},
+                "sor_load": None,
             }
             assert _imports(tmp_path) == 1  # the handler was not loaded again
             # A later debug target elsewhere gets a session of its own, not the first one's.
