@@ -207,10 +207,13 @@ class LogPump(threading.Thread):
 
     def run(self) -> None:
         lines = LogLines()
+        # One poller for the thread's life: it wakes for every line a busy child logs.
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        poller.register(self._stop_r, select.POLLIN)
         try:
             while True:
-                ready, _ = wait_fds([self.fd, self._stop_r], [], None)
-                if self._stop_r in ready:
+                if any(fd == self._stop_r for fd, _ in poller.poll()):
                     break
                 data = os.read(self.fd, READ_SIZE)
                 if not data:
