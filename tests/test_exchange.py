@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from runtime_matrix import wait_gone
+
 from sor.exchange import run
 
 ENV = {"PATH": os.environ["PATH"]}
@@ -49,7 +51,7 @@ def test_a_timeout_kills_the_grandchild_holding_stdout(tmp_path: Path) -> None:
     done = sh(f"sleep 30 & echo $! > {pid_file}; sleep 30", timeout=0.3)
     assert time.monotonic() - began < 5
     assert done.timed_out and done.returncode is None
-    assert gone(int(pid_file.read_text()))
+    assert wait_gone(int(pid_file.read_text()))
 
 
 def test_leftovers_of_a_finished_child_are_killed_without_waiting(tmp_path: Path) -> None:
@@ -58,7 +60,7 @@ def test_leftovers_of_a_finished_child_are_killed_without_waiting(tmp_path: Path
     done = sh(f"sleep 30 & echo $! > {pid_file}; echo done")
     assert time.monotonic() - began < 5
     assert (done.returncode, done.stdout) == (0, b"done\n")
-    assert gone(int(pid_file.read_text()))
+    assert wait_gone(int(pid_file.read_text()))
 
 
 def test_a_child_that_closes_its_pipes_early_still_gets_its_exit_status() -> None:
@@ -81,42 +83,6 @@ def test_a_child_that_ignores_its_input_is_fine() -> None:
         max_output=100,
     )
     assert (done.returncode, done.stdout) == (0, b"ignored\n")
-
-
-def gone(pid: int, within: float = 5.0) -> bool:
-    """True once ``pid`` has ended (a killed orphan needs a moment to be reaped)."""
-    deadline = time.monotonic() + within
-    while alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def test_a_child_that_cannot_start_leaves_no_descriptor_behind() -> None:
-    before = set(os.listdir("/proc/self/fd"))
-    for _ in range(3):
-        try:
-            run(
-                ["sh", "-c", "true"],
-                env={**ENV, "BAD": "a\0b"},
-                input=b"",
-                timeout=5,
-                max_output=10,
-            )
-        except OSError as exc:
-            assert "cannot start sh" in str(exc)
-        else:
-            raise AssertionError("a NUL byte in the environment must not start anything")
-    assert set(os.listdir("/proc/self/fd")) == before
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_a_broken_log_does_not_fail_the_child() -> None:

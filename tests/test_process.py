@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from runtime_matrix import wait_gone
 
 from sor import pipes, process
 from sor.exchange import Completed, run
@@ -63,7 +64,7 @@ def test_kill_group_reaches_grandchildren(tmp_path: Path) -> None:
         time.sleep(0.01)
     grandchild = int(pid_file.read_text())
     assert child.close() == -signal.SIGKILL
-    assert gone(grandchild)
+    assert wait_gone(grandchild)
 
 
 def test_line_reader_times_out_and_sees_death() -> None:
@@ -113,24 +114,6 @@ def test_a_log_pump_outlives_a_broken_log() -> None:
 
 def run_capture(argv: list[str], cwd: str | None = None) -> Completed:
     return run(argv, env=ENV, input=b"", timeout=10, max_output=1 << 20, cwd=cwd)
-
-
-def gone(pid: int, within: float = 5.0) -> bool:
-    """True once ``pid`` has ended (a killed orphan needs a moment to be reaped)."""
-    deadline = time.monotonic() + within
-    while alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_a_log_pump_stops_although_an_escaped_grandchild_keeps_the_pipe(tmp_path: Path) -> None:
