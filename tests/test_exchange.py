@@ -98,3 +98,21 @@ def test_a_broken_log_does_not_fail_the_child() -> None:
         on_stderr_line=broken,
     )
     assert (done.returncode, done.stdout, done.stderr_tail) == (0, b"out\n", ("warn",))
+
+
+def test_a_child_that_cannot_start_leaves_no_descriptor_behind() -> None:
+    before = set(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        try:
+            run(
+                ["sh", "-c", "true"],
+                env={**ENV, "BAD": "a\0b"},
+                input=b"",
+                timeout=5,
+                max_output=10,
+            )
+        except OSError as exc:
+            assert "cannot start sh" in str(exc)
+        else:
+            raise AssertionError("a NUL byte in the environment must not start anything")
+    assert set(os.listdir("/proc/self/fd")) == before
