@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import queue
+import re
+import socket
 import threading
 import time
 import uuid
@@ -177,3 +179,24 @@ class RuntimeApiServer:
         self._server.closing = True
         self._server.shutdown()
         self._server.server_close()
+
+
+def read_request(conn: socket.socket) -> tuple[bytes, bytes]:
+    """One whole request read off a raw connection: (head, Content-Length body).
+
+    For the scripted raw-socket servers of the tests, which must control every byte they answer.
+    """
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise ConnectionError("client went away")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    while length and len(body) < int(length.group(1)):
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise ConnectionError("client went away inside the body")
+        body += chunk
+    return head, body

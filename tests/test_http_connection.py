@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from runtime_api_server import read_request
 
 from sor.http_connection import (
     ConnectionClosed,
@@ -49,22 +50,9 @@ class RawServer:
 
     def read_request(self, conn: socket.socket) -> bytes:
         """One whole request (head and Content-Length body), recorded and returned."""
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(65536)
-            if not chunk:
-                raise ConnectionError("client went away")
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(body) < length:
-            body += conn.recv(65536)
+        head, body = read_request(conn)
         self.requests.append(head + b"\r\n\r\n" + body)
-        return head + b"\r\n\r\n" + body
+        return self.requests[-1]
 
     def close(self) -> None:
         self.sock.close()

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from runtime_api_server import RuntimeApiServer
+from runtime_api_server import RuntimeApiServer, read_request
 
 HANDLERS = textwrap.dedent(
     """
@@ -504,16 +504,7 @@ def _scripted_api(script: Any) -> tuple[Any, list[tuple[bytes, bytes]]]:
     seen: list[tuple[bytes, bytes]] = []
 
     def read(conn: Any) -> tuple[bytes, bytes]:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(65536)
-            if not chunk:
-                raise ConnectionError("client went away")
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = re.search(rb"(?i)content-length: (\d+)", head)
-        while length and len(body) < int(length.group(1)):
-            body += conn.recv(65536)
+        head, body = read_request(conn)
         seen.append((head.split(b"\r\n")[0], body))
         return seen[-1]
 
@@ -695,16 +686,7 @@ _ACCEPTED = b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}"
 
 def _request(conn: Any, seen: list[tuple[bytes, bytes]]) -> bytes:
     """Read one whole request, record it; its request line."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            raise ConnectionError("client went away")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = re.search(rb"(?i)content-length: (\d+)", head)
-    while length and len(body) < int(length.group(1)):
-        body += conn.recv(65536)
+    head, body = read_request(conn)
     seen.append((head.split(b"\r\n")[0], body))
     return seen[-1][0]
 
