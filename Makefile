@@ -3,17 +3,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-$(BIN)/sor: pyproject.toml
+# Installed from the lock: PIP_CONSTRAINT also pins the build backend in pip's isolated build.
+LOCK := $(CURDIR)/requirements.lock
+$(BIN)/sor: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	PIP_CONSTRAINT=$(LOCK) $(BIN)/pip install --quiet -e '.[dev]'
 	touch $(BIN)/sor
 
 # The shipped middlewares written in Python have no .py suffix: ruff checks them when named.
 LINTED := sor tests bench runtimes middlewares middlewares/log-event middlewares/validate-event \
 	middlewares/http-errors
 
-.PHONY: example test lint bench node
+.PHONY: example test lint bench node lock
 example: $(BIN)/sor
 	cd examples/hello && ../../$(BIN)/sor local invoke . --event event.json
 
@@ -31,3 +32,13 @@ test: lint node
 
 bench: $(BIN)/sor
 	$(BIN)/python -m bench
+
+# Re-pin every dependency to its newest release allowed by pyproject.toml, on purpose.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -e '.[dev]' hatchling editables
+	{ sed -n '/^#/p' requirements.lock; .lock-venv/bin/pip freeze --exclude-editable | grep -v '^#'; } \
+		> requirements.lock.new
+	mv requirements.lock.new requirements.lock
+	rm -rf .lock-venv

@@ -88,8 +88,15 @@ class Layer:
     sha256: str
 
 
+# Dependencies of sor's client side only (`sor invoke`): never imported by `sor run` or the
+# adapters, so never carried by a layer.
+_CLIENT_ONLY = frozenset({"requests"})
+LOCK_FILE = "requirements.lock"
+
+
 def runtime_requirements() -> list[str]:
-    """sor's runtime dependencies, as its distribution metadata declares them (no extras)."""
+    """What the layer needs of sor's dependencies, as its distribution metadata declares them
+    (no extras, nothing only the client side imports)."""
     from importlib import metadata
 
     try:
@@ -99,7 +106,15 @@ def runtime_requirements() -> list[str]:
             "sor's distribution metadata was not found: install sor (pip install sor, or "
             "pip install -e . in its source tree) to build a layer"
         ) from None
-    return [req for req in declared if "extra" not in req.partition(";")[2]]
+    return [
+        req
+        for req in declared
+        if "extra" not in req.partition(";")[2] and _name(req) not in _CLIENT_ONLY
+    ]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0].lower()
 
 
 def pip_command(site: Path, target: Target, requirements: list[str]) -> list[str]:
@@ -122,6 +137,9 @@ def pip_command(site: Path, target: Target, requirements: list[str]) -> list[str
         target.python,
         "--implementation",
         "cp",
+        # The versions this repository tests: a new release upstream never changes a layer.
+        "--constraint",
+        str(data_path(LOCK_FILE)),
         *requirements,
     ]
 

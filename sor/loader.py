@@ -98,12 +98,18 @@ def check_file(
 
     ``quick`` (the `sor run` path): jsonschema is imported only when the file is not valid.
     """
+    from sor.yamlsource import MAX_BYTES, Source, too_large
+
     label = name if name is not None else str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)  # never more: a huge file is refused unread
+            size = len(raw) if len(raw) <= MAX_BYTES else os.fstat(fh.fileno()).st_size
+        if size > MAX_BYTES:
+            problem = too_large(size, label)
+            return Source(label, problems=[problem]), (problem,)
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        from sor.yamlsource import Source
-
         problem = Problem(label, 1, 1, "", f"cannot read the file: {exc}")
         return Source(label, problems=[problem]), (problem,)
     return _checked(label, text, quick)

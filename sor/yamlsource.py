@@ -25,6 +25,12 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 # The C parser is several times faster; the pure Python one gives the same nodes and marks.
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+# Limits that no real sor.yml comes near, so that hostile text is refused before it is expanded
+# (SPEC: "A config file over 1 MiB, or one whose YAML aliases would expand past a small bound").
+MAX_BYTES = 1 << 20
+MAX_DEPTH = 64  # levels of nesting; a sor.yml needs fewer than ten
+MAX_NODES = 100_000  # values once every alias is expanded ("billion laughs" stops here)
+
 
 @dataclass
 class Source:
@@ -142,9 +148,107 @@ class _Builder:
         return None
 
 
+def too_large(size: int, file: str) -> Problem:
+    """The problem of a file over MAX_BYTES (found before reading it whole)."""
+    return Problem(
+        file, 1, 1, "", f"the file is {size} bytes: a sor.yml may be at most {MAX_BYTES} (1 MiB)"
+    )
+
+
+class _Open:
+    """A collection the event scan is inside: where it is, what it holds so far."""
+
+    __slots__ = ("anchor", "index", "is_map", "key", "size", "want_key")
+
+    def __init__(self, is_map: bool, anchor: str | None) -> None:
+        self.is_map = is_map
+        self.anchor = anchor
+        self.want_key = is_map
+        self.key: str | int = ""
+        self.index = 0
+        self.size = 1  # itself, then every value inside it, aliases expanded
+
+    def place(self) -> str | int:
+        return self.key if self.is_map else self.index
+
+    def advance(self) -> None:
+        """One value of this collection is complete."""
+        if self.is_map:
+            self.want_key = True
+        else:
+            self.index += 1
+
+
+def _limit_problem(text: str, file: str, loader: Any = _Loader) -> Problem | None:
+    """The first limit `text` breaks (nesting, expanded size), read from the parser's events,
+    which never expand an alias; None when it keeps to them. Syntax errors are left to `parse`.
+
+    libyaml stops at its own nesting limit, in words of its own, while scanning ahead: then the
+    pure Python parser (no such limit, slower, only on this error path) finds the place.
+    """
+    stack: list[_Open] = []
+    anchored: dict[str, int] = {}
+    total = 0
+
+    def problem(event: Any, why: str) -> Problem:
+        places = [entry.place() for entry in stack]
+        while places and isinstance(places[-1], int):  # the key above a run of `[0]`s
+            places.pop()
+        path = dotted(tuple(places))
+        return Problem(file, event.start_mark.line + 1, event.start_mark.column + 1, path, why)
+
+    try:
+        event: Any
+        for event in yaml.parse(text, Loader=loader):
+            kind = type(event)
+            top = stack[-1] if stack else None
+            if kind is yaml.ScalarEvent or kind is yaml.AliasEvent:
+                n = 1 if kind is yaml.ScalarEvent else anchored.get(event.anchor, 1)
+                if kind is yaml.ScalarEvent and event.anchor:
+                    anchored[event.anchor] = 1
+                total += n
+                if top is not None:
+                    top.size += n
+                    if top.want_key:
+                        top.key, top.want_key = str(event.value or ""), False
+                    else:
+                        top.advance()
+            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                total += 1
+                if top is not None:
+                    top.want_key = False  # a collection as a key is reported by `parse`
+                if len(stack) >= MAX_DEPTH:
+                    why = f"the file is nested too deeply to read (more than {MAX_DEPTH} levels)"
+                    return problem(event, why)
+                stack.append(_Open(kind is yaml.MappingStartEvent, event.anchor))
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                done = stack.pop()
+                if done.anchor:
+                    anchored[done.anchor] = done.size
+                if stack:
+                    stack[-1].size += done.size
+                    stack[-1].advance()
+            if total > MAX_NODES:
+                why = (
+                    f"the file's aliases expand to more than {MAX_NODES} values: a sor.yml "
+                    "needs far fewer (is it an alias bomb?)"
+                )
+                return problem(event, why)
+    except yaml.YAMLError:
+        if loader is not yaml.SafeLoader:
+            return _limit_problem(text, file, yaml.SafeLoader)
+        return None  # `parse` reports it, with its place
+    return None
+
+
 def parse(text: str, file: str) -> Source:
     """Parse YAML `text` (named `file` in problems) into a `Source`."""
     source = Source(file)
+    size = len(text.encode("utf-8", "surrogatepass")) if len(text) > MAX_BYTES // 4 else 0
+    limit = too_large(size, file) if size > MAX_BYTES else _limit_problem(text, file)
+    if limit is not None:
+        source.problems.append(limit)
+        return source
     loader = _Loader(text)
     try:
         node = loader.get_single_node()

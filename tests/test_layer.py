@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_lock import canonical, locked_versions
 
 from sor import archive, layer
 from sor.resources import data_path
@@ -122,16 +123,28 @@ def test_layer_layout(built: Path) -> None:
         "python/sor/_data/schema/sor.schema.json",
         "python/yaml/__init__.py",
         "python/jsonschema/__init__.py",
-        "python/requests/__init__.py",
         "python/cloudevents/__init__.py",
     ):
         assert needed in infos, needed
+    # `requests` serves only `sor invoke`: no layer carries it (SPEC, Packages).
+    assert not any(n.startswith(("python/requests/", "python/urllib3/")) for n in names)
+    locked = locked_versions()
+    for name in names:  # every dependency in the layer is the version the lock pins
+        if name.endswith(".dist-info/METADATA") and not name.startswith("python/sor-"):
+            dist, version = name.split("/")[1].removesuffix(".dist-info").rsplit("-", 1)
+            assert locked[canonical(dist)] == version, name
     assert any(n.startswith("python/sor-") and n.endswith(".dist-info/METADATA") for n in names)
     assert {i.date_time for i in infos.values()} == {(1980, 1, 1, 0, 0, 0)}
     for name in names:
         assert "__pycache__" not in name and not name.endswith(".pyc"), name
         assert not name.endswith((".dist-info/RECORD", "direct_url.json")), name
         assert not name.startswith("python/bin/"), name
+
+
+def test_the_lock_is_what_pip_is_told(built: Path) -> None:
+    argv = layer.pip_command(Path("/x"), layer.target_for("3.12", "arm64"), ["pyyaml"])
+    assert argv[argv.index("--constraint") + 1] == str(data_path("requirements.lock"))
+    assert "requests" not in " ".join(layer.runtime_requirements())
 
 
 def test_bootstrap_knows_the_target_python(unpacked: Path) -> None:

@@ -585,3 +585,30 @@ def test_nothing_to_validate(
     code, out, err = run(capsys)
     assert (code, out) == (1, "")
     assert "no configuration" in err and "_HANDLER" in err
+
+
+def test_an_alias_bomb_and_a_huge_file_are_config_problems(tmp_path: Path) -> None:
+    # Through the command line, as the hostile-input run did: both answered at once, in little
+    # memory (the bomb expands to 10**9 values; the big file is never read whole).
+    bomb = tmp_path / "bomb.yml"
+    lines = ["version: 1", "cloudevents:", "  mappings:", "    - match:"]
+    lines.append("        a: &a [x, x, x, x, x, x, x, x, x, x]")
+    for i in range(1, 9):
+        ref = ", ".join([f"*{chr(96 + i)}"] * 10)
+        lines.append(f"        {chr(97 + i)}: &{chr(97 + i)} [{ref}]")
+    bomb.write_text("\n".join(lines) + "\n")
+    huge = tmp_path / "huge.yml"
+    huge.write_text("version: 1\n" + "# padding\n" * 120_000)
+    done = subprocess.run(
+        [sys.executable, "-m", "sor", "validate", str(bomb), str(huge)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert f"{bomb}:9:44: cloudevents.mappings[0].match.e: the file's aliases expand" in (
+        done.stdout
+    )
+    assert f"{huge}:1:1: <root>: the file is 1200011 bytes: a sor.yml may be at most" in (
+        done.stdout
+    )

@@ -102,5 +102,29 @@ def test_a_file_nested_too_deeply_is_a_problem_not_a_crash() -> None:
     deep = "version: 1\nruntime: " + "[" * 5000 + "]" * 5000 + "\n"
     source = parse(deep, "deep.yml")
     assert [(p.file, p.message) for p in source.problems] == [
-        ("deep.yml", "the file is nested too deeply to read")
+        ("deep.yml", "the file is nested too deeply to read (more than 64 levels)")
     ]
+
+
+BOMB = "version: 1\na: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8)
+)
+
+
+def test_an_alias_bomb_is_refused_without_expanding_it() -> None:
+    # 10**9 values once expanded; the parser's events never expand an alias.
+    source = parse(BOMB, "bomb.yml")
+    assert source.data is None
+    [problem] = source.problems
+    assert problem.message.startswith("the file's aliases expand to more than 100000 values")
+    assert (problem.file, problem.line, problem.path) == ("bomb.yml", 6, "e")
+
+
+def test_aliases_that_stay_small_are_fine() -> None:
+    text = "version: 1\nx: &t {before: 1s}\nmiddlewares:\n  - {name: a, timeout: *t}\n"
+    assert parse(text, "f.yml").problems == []
+
+
+def test_nesting_below_the_limit_is_read() -> None:
+    text = "version: 1\nx: " + "[" * 60 + "]" * 60 + "\n"
+    assert parse(text, "f.yml").problems == []
