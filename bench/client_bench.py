@@ -1,5 +1,5 @@
 """The HTTP client of the Runtime API: import cost and per-call cost of requests, http.client and
-sor.http_connection, against one raw keep-alive server in another process (so the server's own
+sor.http.client, against one raw keep-alive server in another process (so the server's own
 work is the same for all three and does not share their GIL)."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ while True:  # one thread per connection: each client keeps its own connection o
 IMPORTS = {
     "requests": "import requests",
     "http.client": "import http.client",
-    "sor.http_connection": "import sor.http_connection",
+    "sor.http.client": "import sor.http.client",
 }
 _PATH = "/2018-06-01/runtime/invocation"
 
@@ -73,7 +73,7 @@ def _clients(port: int) -> dict[str, Callable[[], None]]:
 
     import requests
 
-    from sor.http_connection import HttpConnection
+    from sor.http.client import HttpConnection
 
     session = requests.Session()
     base = f"http://127.0.0.1:{port}{_PATH}"
@@ -123,18 +123,18 @@ def per_call_us(runs: int) -> dict[str, float]:
 
 
 def rows(runs: int, import_runs: int) -> Sequence[Row]:
-    """Import cost and per-call cost of the three clients; sor.http_connection is the baseline."""
+    """Import cost and per-call cost of the three clients; sor.http.client is the baseline."""
     imports = {name: import_ms(code, import_runs) for name, code in IMPORTS.items()}
     calls = per_call_us(runs)
     out = [
-        Row(f"import, {name}", ms, "ms", "sor.http_connection", imports["sor.http_connection"])
+        Row(f"import, {name}", ms, "ms", "sor.http.client", imports["sor.http.client"])
         for name, ms in imports.items()
-        if name != "sor.http_connection"
+        if name != "sor.http.client"
     ]
-    out.append(Row("import, sor.http_connection", imports["sor.http_connection"], "ms"))
+    out.append(Row("import, sor.http.client", imports["sor.http.client"], "ms"))
     for name in ("requests", "http.client"):
         out.append(
-            Row(f"next+post, {name}", calls[name], "us", "sor.http_connection", calls["sor"])
+            Row(f"next+post, {name}", calls[name], "us", "sor.http.client", calls["sor"])
         )
-    out.append(Row("next+post, sor.http_connection", calls["sor"], "us"))
+    out.append(Row("next+post, sor.http.client", calls["sor"], "us"))
     return out

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sor.config import CloudEventsSettings
-from sor.events import to_batch
+from sor.config.model import CloudEventsSettings
+from sor.events.batch import to_batch
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "events"
 ORDERS = {

@@ -19,9 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.stats import Row, p, table
-from sor.config import Middleware
+from sor.config.model import Middleware
 from sor.logs import Log
-from sor.middleware import ExecRunner, PersistentRunner, encode, hook_env
+from sor.middleware.exec_mode import ExecHooks
+from sor.middleware.hook import encode, hook_env
+from sor.middleware.persistent_mode import PersistentHooks
 
 EVENT = {"httpMethod": "GET", "path": "/items/7", "headers": {"accept": "application/json"}}
 CONTEXT = {"aws_request_id": "bench", "deadline_ms": 0, "function_name": "bench"}
@@ -75,7 +77,7 @@ def rows(runs: int) -> list[Row]:
                     [str(exe), "before"], input=data, env=bare_env, capture_output=True, check=True
                 )
 
-            runner = ExecRunner(Middleware(name=lang, path=exe), log=log, env=env)
+            runner = ExecHooks(Middleware(name=lang, path=exe), log=log, env=env)
             base = p(samples(bare, runs), 50)
             hook = p(samples(lambda r=runner: r.call("before", EVENT, CONTEXT, 10), runs), 50)
             out.append(
@@ -90,7 +92,7 @@ def rows(runs: int) -> list[Row]:
                 )
             )
         exe = write_exe(folder, "mw-persistent", PY_PERSISTENT)
-        persistent = PersistentRunner(
+        persistent = PersistentHooks(
             Middleware(name="p", path=exe, mode="persistent"), log=log, env=env
         )
         persistent.start()

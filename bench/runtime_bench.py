@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.stats import Row, p
-from sor.emulator import Emulator
+from sor.emulator.emulator import Emulator
 from sor.logs import Log
 
 FUNCTION = Path(__file__).resolve().parent / "function"

@@ -56,9 +56,9 @@ def main() -> int:
             if done.returncode != 0:
                 print(done.stdout, done.stderr, file=sys.stderr)
                 return 1
-        from sor import loader
-        from sor.schema import check
-        from sor.yamlsource import parse
+        from sor.config import loader
+        from sor.config.schema import check
+        from sor.config.yaml_source import parse
 
         text = file.read_text()
         start = time.perf_counter()

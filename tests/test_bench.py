@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_quick_bench_prints_the_table() -> None:
@@ -29,7 +29,7 @@ def test_quick_bench_prints_the_table() -> None:
         "cold start p50, sor",
         "exec hook p50",
         "import, requests",
-        "next+post, sor.http_connection",
+        "next+post, sor.http.client",
     ):
         assert figure in figures
     assert all(line.split()[-1] in ("yes", "NO") for line in lines[2:] if "<=" in line)

@@ -16,10 +16,10 @@ from typing import Any
 
 import yaml
 
-from sor.config import HOOKS, Config
+from sor.config.loader import DEFAULT, Loaded, load_with_origins
+from sor.config.model import HOOKS, Config
+from sor.config.rules import PathKey
 from sor.errors import ConfigError
-from sor.loader import DEFAULT, Loaded, load_with_origins
-from sor.rules import PathKey
 
 _PLAIN = re.compile(r"^[A-Za-z_/.][\w./@-]*$")
 _RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}

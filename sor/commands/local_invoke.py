@@ -48,7 +48,7 @@ def function_timeout(args: argparse.Namespace) -> float:
 
 def configured_handler(directory: Path, env: Mapping[str, str]) -> str | None:
     """The handler of the function's config; raises ConfigError for a bad config."""
-    from sor import loader  # lazily: it imports the config machinery
+    from sor.config import loader  # lazily: it imports the config machinery
 
     config = loader.load({**env, "LAMBDA_TASK_ROOT": str(directory)}, directory)
     return config.runtime.handler
@@ -75,7 +75,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from sor.emulator import MAX_PAYLOAD, Emulator
+    from sor.emulator.emulator import MAX_PAYLOAD, Emulator
     from sor.logs import Log
 
     directory = function_dir(args)

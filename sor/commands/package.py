@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from sor import layer
+from sor.packaging import layer
 
 
 def default_out(target: layer.Target) -> Path:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sor import runner
+from sor.runtime import loop as runner
 
 if TYPE_CHECKING:
     import argparse

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from sor.schema import schema_path
+from sor.config.schema import schema_path
 
 
 def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:

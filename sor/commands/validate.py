@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from sor.config.loader import check_file, load
 from sor.errors import ConfigError, Problem, UsageError
-from sor.loader import check_file, load
 
 
 def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:

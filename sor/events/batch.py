@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sor.config import CloudEventsSettings
+from sor.config.model import CloudEventsSettings
 from sor.errors import FunctionError
 from sor.events import builtin
 from sor.events.fields import new_id

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sor.config import CloudEventsSettings
+from sor.config.model import CloudEventsSettings
 from sor.errors import ConfigError, EventMappingError
 from sor.events.model import OPTIONAL, REQUIRED, SPECVERSION, Record
 from sor.events.paths import MISSING, Getter, expression, getter

@@ -1,0 +1,299 @@
+"""The emulated Lambda sandbox: one bootstrap process and one invocation at a time.
+
+The state here is what the Runtime API server (in ``sor.emulator``) and the invoke callers share:
+the current bootstrap process, the invocation in flight, and its answer. Callers of
+``invoke`` are queued; each gets exactly one ``InvokeResult``, whatever the bootstrap does (answer,
+fail, time out, die, never start). A bootstrap that times out or dies is killed with everything it
+started and is started again for the next invocation, as Lambda resets a sandbox.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sor.emulator import answers
+from sor.emulator.answers import InvokeResult
+from sor.logs import Log
+from sor.process import pipes, tree
+from sor.process.spawn import Child, spawn
+
+MAX_PAYLOAD = 6 * 1024 * 1024 + 100  # Lambda's synchronous limit, as the Runtime API enforces it
+_TOO_LARGE = f"Exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes)."
+_STOP_GRACE = 2.0  # how long a stopping bootstrap may take to end its own children after SIGTERM
+
+
+@dataclass
+class Invocation:
+    """One invocation handed (or to be handed) to the bootstrap."""
+
+    request_id: str
+    payload: bytes
+    deadline: float  # time.monotonic()
+    deadline_ms: int  # epoch milliseconds, for Lambda-Runtime-Deadline-Ms
+    trace_id: str
+    client_context: str | None = None
+    cognito_identity: str | None = None
+    delivered: bool = False
+    answer: InvokeResult | None = None
+
+
+@dataclass
+class _Bootstrap:
+    """A started bootstrap; ``code`` is set by its watcher once it has ended and been reaped."""
+
+    child: Child
+    pump: pipes.LogPump
+    code: int | None = None
+    ended: bool = False
+    initialized: bool = False
+    init_error: bytes | None = None
+    descendants: set[int] = field(default_factory=set)
+
+
+def trace_id() -> str:
+    """An X-Ray trace header value shaped like Lambda's."""
+    root = f"1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
+    return f"Root={root};Parent={uuid.uuid4().hex[:16]};Sampled=0"
+
+
+class Sandbox:
+    """Supervises the bootstrap and serialises invocations to it (see the module docstring)."""
+
+    def __init__(
+        self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str], timeout: float, log: Log
+    ) -> None:
+        self.argv = list(argv)
+        self.cwd = cwd
+        self.env = dict(env)
+        self.timeout = timeout
+        self.log = log
+        self._cv = threading.Condition()
+        self._tickets = 0  # invocations run one at a time, first come first served
+        self._turn = 0
+        self._boot: _Bootstrap | None = None
+        self._current: Invocation | None = None
+        self._answered: collections.deque[str] = collections.deque(maxlen=16)
+        self._stopping = False
+
+    def start(self) -> None:
+        """Start the bootstrap now (init runs before the first invocation). Raises OSError."""
+        with self._cv:
+            self._spawn()
+
+    def _spawn(self) -> _Bootstrap:
+        """Start a new bootstrap; the caller holds ``_cv``."""
+        log_r, log_w = pipes.make_pipe()
+        try:
+            env = {**self.env, "PWD": self.cwd}
+            child = spawn(self.argv, env=env, stdout=log_w, stderr=log_w, cwd=self.cwd)
+        except OSError:
+            os.close(log_r)
+            raise
+        finally:
+            os.close(log_w)
+        pump = pipes.LogPump(log_r, self.log.raw)  # the function's logs, as Lambda shows them
+        pump.start()
+        self._boot = boot = _Bootstrap(child, pump)
+        threading.Thread(target=self._watch, args=(boot,), daemon=True, name="sor-watch").start()
+        return boot
+
+    def _watch(self, boot: _Bootstrap) -> None:
+        tree.wait_exit(boot.child, None)
+        with self._cv:
+            boot.code = boot.child.close()  # kills what is left of its group, then reaps it
+            boot.ended = True
+            self._cv.notify_all()
+
+    def _kill(self, boot: _Bootstrap, graceful: bool) -> None:
+        """End ``boot`` and everything it started; the caller holds ``_cv``."""
+        if not boot.ended:
+            boot.descendants |= tree.descendants(boot.child.pid)
+        if not boot.ended and graceful:
+            boot.child.kill_group(signal.SIGTERM)
+            self._cv.wait_for(lambda: boot.ended, _STOP_GRACE)
+        if not boot.ended:
+            boot.descendants |= tree.descendants(boot.child.pid)
+            boot.child.kill_group(signal.SIGKILL)
+        for pid in boot.descendants:  # children that left the group (e.g. `sor run`'s runtime)
+            tree.kill_tree(pid)
+        self._cv.wait_for(lambda: boot.ended, 5.0)
+        # SIGKILL is asynchronous: wait (briefly) until they are really gone, so that nothing of
+        # this bootstrap still runs when the next one starts or the emulator has stopped.
+        until = time.monotonic() + 1.0
+        while any(map(tree.running, boot.descendants)) and time.monotonic() < until:
+            self._cv.wait(0.01)
+        if self._boot is boot:
+            self._boot = None
+        self._cv.notify_all()
+
+    def stop(self) -> None:
+        """Stop the bootstrap and fail whatever is still waiting."""
+        with self._cv:
+            self._stopping = True
+            if self._boot is not None:
+                self._kill(self._boot, graceful=True)
+            self._cv.notify_all()
+
+    def pid(self) -> int | None:
+        """The process id of the running bootstrap, if any."""
+        with self._cv:
+            return self._boot.child.pid if self._boot and not self._boot.ended else None
+
+    def invoke(
+        self, payload: bytes, client_context: str | None = None, cognito_identity: str | None = None
+    ) -> InvokeResult:
+        """Run one invocation through the bootstrap; always returns exactly one answer."""
+        with self._cv:
+            ticket = self._tickets
+            self._tickets += 1
+            self._cv.wait_for(lambda: self._turn == ticket)
+            try:
+                return self._invoke(payload, client_context, cognito_identity)
+            finally:
+                self._turn += 1
+                self._cv.notify_all()
+
+    def _invoke(
+        self, payload: bytes, client_context: str | None, cognito_identity: str | None
+    ) -> InvokeResult:
+        """One invocation, its turn come; the caller holds ``_cv``."""
+        start = time.monotonic()
+        request_id = str(uuid.uuid4())
+        if self._stopping:
+            return answers.spawn_error_answer(request_id, "the emulator is stopping")
+        if self._boot is not None and self._boot.ended:
+            self._boot = None  # died between invocations: Lambda would start a new sandbox
+        try:
+            boot = self._boot or self._spawn()
+        except OSError as exc:
+            return answers.spawn_error_answer(request_id, str(exc))
+        deadline_ms = int((time.time() + self.timeout) * 1000)
+        inv = Invocation(request_id, payload, start + self.timeout, deadline_ms, trace_id())
+        inv.client_context, inv.cognito_identity = client_context, cognito_identity
+        self._current = inv
+        self.log.info(f"START RequestId: {request_id} Version: $LATEST")
+        self._cv.notify_all()
+        try:
+            answer = self._await(inv, boot)
+        finally:
+            self._current = None  # never left for the bootstrap to take, whatever happened
+        self._answered.append(request_id)  # so that a late post is told it is too late
+        took = (time.monotonic() - start) * 1000
+        self.log.info(f"END RequestId: {request_id}")
+        self.log.info(f"REPORT RequestId: {request_id}\tDuration: {took:.2f} ms")
+        return answer
+
+    def _await(self, inv: Invocation, boot: _Bootstrap) -> InvokeResult:
+        """Wait for the answer, the bootstrap's end, its init error, or the deadline."""
+        while True:
+            if inv.answer is not None:
+                return inv.answer
+            if self._stopping:
+                return answers.spawn_error_answer(inv.request_id, "the emulator was stopped")
+            if boot.ended and boot.initialized and not inv.delivered:
+                # It died after its last answer, before taking this invocation: as Lambda does,
+                # run the invocation on a new sandbox rather than blame it for the old one.
+                try:
+                    boot = self._spawn()
+                except OSError as exc:
+                    return answers.spawn_error_answer(inv.request_id, str(exc))
+                continue
+            if boot.ended:
+                if boot.init_error is not None and not inv.delivered:
+                    return answers.init_error_answer(boot.init_error)
+                reason = answers.exit_reason(boot.code)
+                self.log.error(f"bootstrap exited: {reason}", inv.request_id)
+                return answers.exit_answer(inv.request_id, reason)
+            if boot.init_error is not None and not inv.delivered:
+                self._kill(boot, graceful=False)
+                return answers.init_error_answer(boot.init_error)
+            left = inv.deadline - time.monotonic()
+            if left <= 0:
+                self.log.error(f"Task timed out after {self.timeout:.2f} seconds", inv.request_id)
+                self._kill(boot, graceful=False)
+                return answers.timeout_answer(self.timeout)
+            self._cv.wait(left)
+
+    def next_invocation(self, peer_gone: Callable[[], bool]) -> Invocation | None:
+        """Block until there is an invocation for the bootstrap (None: the caller must hang up)."""
+        with self._cv:
+            boot = self._boot
+            if boot is None or peer_gone():  # a request left over from a killed bootstrap
+                return None
+            boot.initialized = True
+            while not self._stopping and self._boot is boot and not boot.ended:
+                inv = self._current
+                if inv is not None and not inv.delivered and inv.answer is None:
+                    if peer_gone():  # a connection left over from a killed bootstrap
+                        return None
+                    inv.delivered = True
+                    return inv
+                self._cv.wait(0.5)
+                if peer_gone():
+                    return None
+            return None
+
+    def return_invocation(self, inv: Invocation) -> None:
+        """Hand ``inv`` out again: it could not be written to the bootstrap that asked for it."""
+        with self._cv:
+            if inv.answer is None:
+                inv.delivered = False
+                self._cv.notify_all()
+
+    def _delivered(self, request_id: str) -> Invocation | tuple[int, str, str]:
+        inv = self._current
+        if inv is not None and inv.request_id == request_id and inv.answer is None:
+            return inv
+        if request_id in self._answered or (inv is not None and inv.request_id == request_id):
+            return 403, "InvalidStateTransition", f"invocation {request_id} was already answered"
+        return 400, "InvalidRequestID", f"no invocation {request_id} is in progress"
+
+    def post_response(self, request_id: str, body: bytes) -> tuple[int, str, str]:
+        """The bootstrap's response: (HTTP status, errorType, message) for the Runtime API."""
+        if len(body) > MAX_PAYLOAD:
+            return self.response_too_large(request_id, len(body))
+        return self._settle(request_id, answers.success_answer(body))
+
+    def response_too_large(self, request_id: str, size: int) -> tuple[int, str, str]:
+        """Refuse a response over Lambda's limit; the invocation fails as Lambda fails it."""
+        outcome = self._settle(request_id, answers.too_large_answer(size, MAX_PAYLOAD))
+        return outcome if outcome[0] != 202 else (413, "RequestEntityTooLarge", _TOO_LARGE)
+
+    def post_error(self, request_id: str, body: bytes, error_type: str) -> tuple[int, str, str]:
+        """The bootstrap's invocation error (ERROR JSON)."""
+        error = answers.error_body(body, error_type)
+        return self._settle(request_id, answers.function_error_answer(error))
+
+    def _settle(self, request_id: str, answer: InvokeResult) -> tuple[int, str, str]:
+        with self._cv:
+            inv = self._delivered(request_id)
+            if isinstance(inv, tuple):
+                return inv
+            inv.answer = answer
+            self._cv.notify_all()
+            return 202, "", ""
+
+    def fail_invocation(self, inv: Invocation, answer: InvokeResult) -> None:
+        """End ``inv`` with ``answer`` (it could not be handed to the bootstrap at all)."""
+        with self._cv:
+            if inv.answer is None:
+                inv.answer = answer
+                self._cv.notify_all()
+
+    def post_init_error(self, body: bytes, error_type: str) -> tuple[int, str, str]:
+        """The bootstrap could not initialise; refused once init is over, as Lambda does."""
+        with self._cv:
+            boot = self._boot
+            if boot is None or boot.initialized or boot.init_error is not None:
+                return 403, "InvalidStateTransition", "init/error is only accepted during init"
+            boot.init_error = answers.error_body(body, error_type)
+            self.log.error(f"init error: {error_type or 'unknown'}")
+            self._cv.notify_all()
+            return 202, "", ""

@@ -1,0 +1,1 @@
+"""The middleware pipeline: the onion, and the exec and persistent modes of a hook."""

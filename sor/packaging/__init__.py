@@ -1,0 +1,1 @@
+"""Building the Lambda layer: its staging tree and its reproducible zip."""

@@ -1,0 +1,1 @@
+"""Child processes: spawning on exact descriptors, pipes with deadlines, bounded exchanges."""

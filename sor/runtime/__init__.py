@@ -1,0 +1,1 @@
+"""The runtime itself (`sor run`): the loop, one invocation, the language runtime, the API."""

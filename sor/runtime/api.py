@@ -1,0 +1,212 @@
+"""Client of the Lambda Runtime API (`/2018-06-01/runtime/...`).
+
+Built on sor.http.client, neither ``requests`` nor ``http.client``: both cost more per call
+than the rest of sor's own work, and more imports at every cold start (measured in
+docs/performance.md). One keep-alive connection is reused for every call; a connection the server
+dropped is reopened, and an API that is briefly unreachable is retried with backoff before a
+clear ``RuntimeApiError``. A POST is retried only when no byte of it was sent: one that was sent
+may have been taken, and posting it again could answer an invocation twice.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sor.errors import SorError
+from sor.http.client import HttpConnection, Interrupted, ProtocolError
+
+API_VERSION = "2018-06-01"
+ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # ~3 s in all before giving up
+_USER_AGENT = "sor"
+
+T = TypeVar("T")
+
+
+class RuntimeApiError(SorError):
+    """The Runtime API could not be reached, or answered something unusable."""
+
+    error_type = "Sor.RuntimeApiError"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One invocation as `GET .../invocation/next` delivered it."""
+
+    request_id: str
+    event: bytes
+    deadline_ms: int
+    invoked_function_arn: str = ""
+    trace_id: str | None = None
+    client_context: str | None = None
+    cognito_identity: str | None = None
+    tenant_id: str | None = None
+    content_type: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_response(cls, headers: Mapping[str, str], body: bytes) -> Invocation:
+        """Read the Lambda-Runtime-* headers; RuntimeApiError when a required one is missing."""
+        lower = {k.lower(): v for k, v in headers.items()}
+        request_id = lower.get("lambda-runtime-aws-request-id")
+        if not request_id:
+            raise RuntimeApiError("invocation/next answered without Lambda-Runtime-Aws-Request-Id")
+        try:
+            deadline_ms = int(lower.get("lambda-runtime-deadline-ms", ""))
+        except ValueError:
+            raise RuntimeApiError(
+                "invocation/next answered without a numeric Lambda-Runtime-Deadline-Ms"
+            ) from None
+        return cls(
+            request_id=request_id,
+            event=body,
+            deadline_ms=deadline_ms,
+            invoked_function_arn=lower.get("lambda-runtime-invoked-function-arn", ""),
+            trace_id=lower.get("lambda-runtime-trace-id"),
+            client_context=lower.get("lambda-runtime-client-context"),
+            cognito_identity=lower.get("lambda-runtime-cognito-identity"),
+            tenant_id=lower.get("lambda-runtime-aws-tenant-id"),
+            content_type=lower.get("content-type"),
+            headers=dict(headers),
+        )
+
+
+class RuntimeApiClient:
+    """Talks to the Runtime API at ``address`` (``host:port``, from AWS_LAMBDA_RUNTIME_API)."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not address or "/" in address:
+            raise RuntimeApiError(f"AWS_LAMBDA_RUNTIME_API must be host:port, not {address!r}")
+        self.address = address
+        self.retry_delays = retry_delays
+        self._sleep = sleep
+        try:
+            self._conn = HttpConnection(address)
+        except ValueError as e:
+            raise RuntimeApiError(f"AWS_LAMBDA_RUNTIME_API must be host:port: {e}") from None
+        self._base = f"/{API_VERSION}/runtime"
+
+    def next(self, interrupt_fd: int | None = None) -> Invocation:
+        """Block until the next invocation arrives.
+
+        Raises sor.http.client.Interrupted when ``interrupt_fd`` becomes readable before one
+        started to arrive.
+        """
+        status, headers, body = self._call("GET", "/invocation/next", None, {}, interrupt_fd)
+        if status != 200:
+            raise RuntimeApiError(f"invocation/next answered HTTP {status}: {body[:200]!r}")
+        return Invocation.from_response(headers, body)
+
+    def respond(self, request_id: str, body: bytes) -> int:
+        """Post a response; the HTTP status (202 accepted, 413 too large, ...)."""
+        path = f"/invocation/{request_id}/response"
+        return self._call("POST", path, body, {"Content-Type": "application/json"})[0]
+
+    def fail(self, request_id: str, error: Mapping[str, Any]) -> int:
+        """Post an invocation error as awslambdaric does; the HTTP status."""
+        body = error_body(error, request_id)
+        headers = {"Content-Type": "application/json", ERROR_TYPE_HEADER: _error_type(error)}
+        return self._call("POST", f"/invocation/{request_id}/error", body, headers)[0]
+
+    def init_error(self, error: Mapping[str, Any]) -> int:
+        """Report a failed init (config error, handler that cannot load); the HTTP status."""
+        body = error_body(error, "")
+        headers = {"Content-Type": "application/json", ERROR_TYPE_HEADER: _error_type(error)}
+        return self._call("POST", "/init/error", body, headers)[0]
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        interrupt_fd: int | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        headers = {"User-Agent": _USER_AGENT, **headers}
+        url = self._base + path
+        return self._retrying(
+            f"{method} {url}",
+            lambda: self._once(method, url, body, headers, interrupt_fd),
+            idempotent=method == "GET",
+            interrupt_fd=interrupt_fd,
+        )
+
+    def _once(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        interrupt_fd: int | None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        try:
+            response = self._conn.request(method, url, headers, body, interrupt_fd=interrupt_fd)
+        except ProtocolError as e:
+            raise RuntimeApiError(
+                f"the Lambda Runtime API at {self.address} answered {method} {url} with "
+                f"something that is not HTTP: {e}"
+            ) from None
+        return response.status, response.headers, response.body
+
+    def _retrying(
+        self, what: str, call: Callable[[], T], *, idempotent: bool, interrupt_fd: int | None
+    ) -> T:
+        # A keep-alive connection the server closed fails once at once: retry without waiting.
+        delays = (0.0, *self.retry_delays)
+        last: Exception | None = None
+        for delay in delays:
+            if delay:
+                self._pause(delay, interrupt_fd)
+            try:
+                return call()
+            except OSError as e:  # refused, reset, closed; host unreachable, DNS failure
+                if not idempotent and self._conn.request_sent:
+                    raise RuntimeApiError(
+                        f"the Lambda Runtime API at {self.address} failed during {what} after "
+                        f"the request was sent ({e}); not retried: it may have been taken"
+                    ) from None
+                last = e
+        raise RuntimeApiError(
+            f"the Lambda Runtime API at {self.address} is unreachable ({what}): {last}"
+        )
+
+    def _pause(self, delay: float, interrupt_fd: int | None) -> None:
+        """Wait before a retry; only a call given ``interrupt_fd`` (`next`) is cut short."""
+        if interrupt_fd is None:
+            self._sleep(delay)  # an answer being posted is never abandoned for a signal
+            return
+        waiter = select.poll()
+        waiter.register(interrupt_fd, select.POLLIN)
+        if waiter.poll(delay * 1000):
+            raise Interrupted
+
+
+def error_body(error: Mapping[str, Any], request_id: str) -> bytes:
+    """The error document awslambdaric posts: errorMessage, errorType, requestId, stackTrace."""
+    doc = {
+        "errorMessage": error.get("errorMessage") or "",
+        "errorType": error.get("errorType") or "",
+        "requestId": request_id,
+        "stackTrace": error.get("stackTrace") or [],
+    }
+    extra = {k: v for k, v in error.items() if k not in doc}
+    return json.dumps({**doc, **extra}).encode()
+
+
+def _error_type(error: Mapping[str, Any]) -> str:
+    # Header values cannot carry newlines; error types never legitimately do.
+    return str(error.get("errorType") or "Unknown").replace("\r", " ").replace("\n", " ")

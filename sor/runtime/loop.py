@@ -1,0 +1,287 @@
+"""The `sor run` loop: init (config, language runtime, middlewares), then next -> answer, forever.
+
+Init failures (any exception, not only sor's own errors) are reported to `/init/error` and end
+the process with status 1, as Lambda expects of a runtime. Every invocation gets exactly one
+answer, whatever goes wrong inside sor. SIGTERM (and SIGINT) end the loop cleanly: during init
+at the next step (the handler only sets a flag, checked between init steps; the wait for `ready`
+is woken through the signal wakeup fd), between invocations at once (the wait for the next one,
+and its retries, are woken the same way; an invocation whose first byte arrived is still taken
+and answered), during one after its answer, which is never abandoned (posting it is retried as
+usual); the language runtime and persistent middlewares are stopped with it. Once shutdown
+starts, further signals are ignored.
+
+Cold start order: the config is loaded, the language runtime is spawned at once, and the rest of
+init (the invocation and Runtime API modules, the middleware pipeline) runs while it boots; only
+then does sor wait for its `ready` (docs/performance.md). Modules are imported in that order, not
+when this one is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from sor.errors import SorError, UsageError
+from sor.logs import Log
+
+if TYPE_CHECKING:
+    from sor.config.model import Config
+    from sor.middleware.pipeline import Pipeline
+    from sor.runtime.api import Invocation, RuntimeApiClient
+    from sor.runtime.invocation import Invoker
+    from sor.runtime.language import LanguageRuntime
+
+# Lambda bounds init itself (10 s, or the function timeout when init is retried); this only
+# guarantees that a runtime that never says `ready` cannot hold sor forever outside Lambda.
+INIT_TIMEOUT = 300.0
+
+
+class _Terminated(Exception):
+    """Raised between init steps when a signal asked sor to stop."""
+
+
+def load_config(env: Mapping[str, str], cwd: Path) -> Config:
+    """The effective configuration (sor.config.loader); ConfigError lists every problem."""
+    from sor.config import loader
+
+    return loader.load(env, cwd, quick=True)
+
+
+class Runner:
+    """One `sor run` process: owns the Runtime API client, language runtime and pipeline."""
+
+    def __init__(self, env: Mapping[str, str], *, cwd: Path, log: Log) -> None:
+        address = env.get("AWS_LAMBDA_RUNTIME_API")
+        if not address:
+            raise UsageError("`sor run` needs AWS_LAMBDA_RUNTIME_API (host:port of the API)")
+        self.env = env
+        self.cwd = cwd
+        self.log = log
+        self.address = address
+        self._api: RuntimeApiClient | None = None
+        self.language: LanguageRuntime | None = None
+        self.pipeline: Any = None
+        # A signal only sets _stop (init checks it between steps; serving ends the loop after
+        # the current answer); once shutting down, signals are ignored.
+        self._phase = "init"
+        self._stop = False
+        self._wake_r: int | None = None
+
+    def run(self) -> int:
+        """Run until terminated; 0 after SIGTERM, 1 after an init error."""
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        self._wake_r = wake_r
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        try:
+            invoker = self._init()
+            if invoker is None:
+                return 1
+            self._phase = "serving"
+            self._loop(invoker)
+            return 0
+        except _Terminated:
+            return 0
+        finally:
+            self._phase = "shutdown"
+            self._shutdown()
+            signal.set_wakeup_fd(previous_wakeup)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            os.close(wake_r)
+            os.close(wake_w)
+            self._wake_r = None
+
+    @property
+    def api(self) -> RuntimeApiClient:
+        """The Runtime API client, made on first use (its modules load while the runtime boots)."""
+        if self._api is None:
+            from sor.runtime.api import RuntimeApiClient
+
+            self._api = RuntimeApiClient(self.address)
+        return self._api
+
+    def _check(self) -> None:
+        """Between init steps: abandon init when a signal arrived."""
+        if self._stop:
+            raise _Terminated
+
+    def _init(self) -> Invoker | None:
+        began = time.monotonic()
+        try:
+            from sor.runtime.language import LanguageRuntime
+
+            guess = self._guess(LanguageRuntime)
+            self._check()
+            config = load_config(self.env, self.cwd)
+            self._check()
+            if guess is not None and (guess.settings, guess.task_root) == (
+                config.runtime,
+                config.task_root,
+            ):
+                guess.load()  # the first line of user code runs now, in the process kept
+                language, started = guess, "before-config"
+            else:
+                started = "after-config"
+                if guess is not None:
+                    self.language = None
+                    guess.stop(graceful=False)  # it never loaded the handler: no code ran
+                language = self.language = LanguageRuntime(
+                    config.runtime, task_root=config.task_root, env=self.env, log=self.log
+                )
+                language.spawn()
+            self._check()
+            # Everything below overlaps with the language runtime's own start-up.
+            from sor.runtime.invocation import Invoker
+
+            api = self.api
+            self.pipeline = self._pipeline(config)
+            self._check()
+            while not language.wait_ready(began + INIT_TIMEOUT, self._wake_r):
+                self._check()  # woken by a signal
+                self._drain_wakeups()
+        except _Terminated:
+            raise
+        except SorError as exc:
+            self.log.error(f"init failed: {exc.error_type}: {exc.message}")
+            self.api.init_error(exc.payload())
+            return None
+        except Exception as exc:  # a bug of sor: still reported, as Lambda expects
+            error = {
+                "errorType": "Sor.Error",
+                "errorMessage": f"sor failed during init: {type(exc).__name__}: {exc}",
+                "stackTrace": [],
+            }
+            self.log.error(f"init failed: {error['errorMessage']}")
+            self.api.init_error(error)
+            return None
+        self.log.info(
+            "init",
+            duration_ms=round((time.monotonic() - began) * 1000, 2),
+            runtime=config.runtime.language,
+            handler=config.runtime.handler,
+            middlewares=len(config.middlewares),
+            runtime_started=started,
+        )
+        return Invoker(config, language, api, log=self.log, env=self.env, pipeline=self.pipeline)
+
+    def _guess(self, runtime: type[LanguageRuntime]) -> LanguageRuntime | None:
+        """The Python runtime of `_HANDLER`, spawned before the config is even read.
+
+        On Lambda `_HANDLER` is the function's handler setting, and most functions are Python
+        ones: starting their runtime first hides the parsing of sor.yml behind the interpreter's
+        own start. The guess is made only when the handler's module is a Python file of the task
+        root, and with a deferred load: the process starts and imports only the adapter, then
+        waits; `_init` lets it import the handler (`load`) only when the config agrees, and
+        kills it otherwise. So no user code ever runs in a wrong guess, and its environment is
+        the real runtime's (plus SOR_LOAD, which tells the adapter to wait).
+        """
+        from sor.config.loader import task_root
+        from sor.config.model import RuntimeSettings
+
+        handler = self.env.get("_HANDLER", "")
+        module, _, function = handler.rpartition(".")
+        if not module or not function or ".." in handler or handler.startswith("/"):
+            return None
+        root = task_root(self.env, self.cwd)
+        path = root / module.replace(".", "/")
+        if not (path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()):
+            return None
+        guess = runtime(
+            RuntimeSettings(handler=handler),
+            task_root=root,
+            env=self.env,
+            log=self.log,
+            defer_load=True,
+        )
+        try:
+            guess.spawn()
+        except SorError:
+            return None  # the real attempt, after the config, reports what is wrong
+        self.language = guess  # stopped on shutdown whatever happens next
+        return guess
+
+    def _pipeline(self, config: Config) -> Pipeline | None:
+        if not config.middlewares:
+            return None  # no middleware code is imported for functions without middlewares
+        from sor.middleware.pipeline import Pipeline
+
+        pipeline = Pipeline(config.middlewares, log=self.log, env=self.env)
+        self.pipeline = pipeline  # closed on shutdown even when start fails half-way
+        pipeline.start()
+        return pipeline
+
+    def _loop(self, invoker: Invoker) -> None:
+        from sor.http.client import Interrupted
+        from sor.runtime.api import RuntimeApiError
+
+        while not self._stop:
+            try:
+                inv = self.api.next(self._wake_r)
+            except Interrupted:
+                self._drain_wakeups()  # a signal that does not stop sor only wakes the wait
+                continue
+            try:
+                invoker.handle(inv)
+            except RuntimeApiError:
+                raise
+            except Exception as exc:  # the answer itself failed: still answer, keep serving
+                if invoker.answered != inv.request_id:
+                    self._last_resort(inv, exc)
+                # else: it failed after its answer (e.g. its log line): never a second answer
+
+    def _drain_wakeups(self) -> None:
+        assert self._wake_r is not None
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _last_resort(self, inv: Invocation, exc: Exception) -> None:
+        """Answer an invocation whose answer failed; never raises (the loop must go on)."""
+        error = {
+            "errorType": "Sor.Error",
+            "errorMessage": f"sor failed: {type(exc).__name__}: {exc}",
+            "stackTrace": [],
+        }
+        try:
+            self.api.fail(inv.request_id, error)
+        except Exception as again:
+            self._quiet_error(
+                f"could not post the error: {type(again).__name__}: {again}", inv.request_id
+            )
+        self._quiet_error(
+            f"invocation failed inside sor: {type(exc).__name__}: {exc}", inv.request_id
+        )
+
+    def _quiet_error(self, message: str, request_id: str) -> None:
+        with contextlib.suppress(Exception):  # a broken log cannot be reported: never stop sor
+            self.log.error(message, request_id)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Never raises: an exception at an arbitrary bytecode could leak a child just spawned
+        # or close a descriptor twice. The wakeup fd wakes whatever wait is under way.
+        if self._phase != "shutdown":
+            self._stop = True
+
+    def _shutdown(self) -> None:
+        if self.language is not None:
+            self.language.stop()
+        if self.pipeline is not None:
+            self.pipeline.close()
+        if self._api is not None:
+            self._api.close()
+
+
+def run(env: Mapping[str, str], *, cwd: Path, log: Log | None = None) -> int:
+    """`sor run`: serve invocations until terminated."""
+    return Runner(env, cwd=cwd, log=log or Log.from_env(env)).run()

@@ -1,0 +1,53 @@
+"""The lock file: what the README's commands, CI and `sor package` install is pinned there."""
+
+from __future__ import annotations
+
+import re
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCK = ROOT / "requirements.lock"
+# The interpreter's own installers come with the virtual environment, not from the lock.
+_BUNDLED = {"pip", "setuptools", "wheel"}
+
+
+def canonical(name: str) -> str:
+    """A distribution name as PEP 503 compares names."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_versions() -> dict[str, str]:
+    """name -> version, for every `name==version` line of the lock."""
+    pins: dict[str, str] = {}
+    for line in LOCK.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and version, f"not a pin: {line!r}"
+            pins[canonical(name)] = version
+    return pins
+
+
+def test_every_installed_distribution_is_the_locked_version() -> None:
+    pins = locked_versions()
+    for dist in metadata.distributions():
+        name = canonical(dist.metadata["Name"])
+        if name == "sor" or name in _BUNDLED:
+            continue
+        assert name in pins, f"{name} is installed but not in requirements.lock"
+        assert dist.version == pins[name], f"{name} {dist.version}, locked {pins[name]}"
+
+
+def test_every_declared_dependency_is_locked() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    document = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = document["project"]
+    declared = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    declared += document["build-system"]["requires"]
+    pins = locked_versions()
+    for requirement in declared:
+        name = canonical(re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0])
+        assert name in pins, f"{requirement} (pyproject.toml) is not pinned in requirements.lock"
