@@ -133,8 +133,6 @@ def rows(runs: int, import_runs: int) -> Sequence[Row]:
     ]
     out.append(Row("import, sor.http.client", imports["sor.http.client"], "ms"))
     for name in ("requests", "http.client"):
-        out.append(
-            Row(f"next+post, {name}", calls[name], "us", "sor.http.client", calls["sor"])
-        )
+        out.append(Row(f"next+post, {name}", calls[name], "us", "sor.http.client", calls["sor"]))
     out.append(Row("next+post, sor.http.client", calls["sor"], "us"))
     return out

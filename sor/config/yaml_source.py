@@ -14,7 +14,9 @@ from typing import Any
 
 import yaml
 
-from sor.config.rules import PathKey as PathKey  # re-exported: sor.config.schema imports it from here
+from sor.config.rules import (
+    PathKey as PathKey,  # re-exported: sor.config.schema imports it from here
+)
 from sor.errors import Problem
 
 Position = tuple[int, int]

@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.runtime_api_server import Answer, RuntimeApiServer
 
 from sor.config.model import RuntimeSettings
 from sor.errors import FunctionError
 from sor.logs import Log
 from sor.runtime.language import LanguageRuntime
-
-from support.runtime_api_server import Answer, RuntimeApiServer
 
 ADAPTER = Path(__file__).resolve().parents[2] / "runtimes" / "python" / "sor_runtime.py"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from support.runtime_matrix import wait_gone
-from sor.process.exchange import Completed, run
 
 from sor.process import pipes
+from sor.process.exchange import Completed, run
 from sor.process.spawn import describe_exit, spawn
 
 ENV = {"PATH": os.environ["PATH"]}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.runtime_api_server import RuntimeApiServer
 
 from sor.config.model import Config, RuntimeSettings
 from sor.errors import ConfigError, FunctionError, InvocationTimeout, RuntimeExited
@@ -21,8 +22,6 @@ from sor.logs import Log
 from sor.runtime.api import RuntimeApiClient
 from sor.runtime.invocation import Invoker
 from sor.runtime.language import LanguageRuntime, runtime_command
-
-from support.runtime_api_server import RuntimeApiServer
 
 HANDLERS = textwrap.dedent(
     """
@@ -367,7 +366,13 @@ def test_thousand_invocations_leak_nothing(task_root: Path) -> None:
     # In a process of its own: the descriptors, threads and children of a shared test worker
     # change with whatever other tests left running there.
     done = subprocess.run(
-        [sys.executable, "-c", LEAK_CHECK, str(task_root), str(Path(__file__).resolve().parents[1])],
+        [
+            sys.executable,
+            "-c",
+            LEAK_CHECK,
+            str(task_root),
+            str(Path(__file__).resolve().parents[1]),
+        ],
         capture_output=True,
         timeout=120,
     )

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from support.runtime_api_server import RuntimeApiServer, read_request
 
 HANDLERS = textwrap.dedent(
