@@ -1,10 +1,10 @@
 """The JSON Schema of sor.yml and the checks beyond it, reported as `Problem`s.
 
 jsonschema is imported only when a file is validated, so importing this module stays cheap; with
-``quick=True`` (the `sor run` path) sor.config.schema_lite answers first and jsonschema is imported only
-when the file is not valid, to list its exact problems. The schema's own messages are rewritten
-into sentences a user can act on, and every problem points at the line and column of the
-offending key or value.
+``quick=True`` (the `sor run` path) sor.config.schema_lite answers first and jsonschema is imported
+only when the file is not valid, to list its exact problems. The schema's own messages are rewritten
+into sentences a user can act on, and every problem points at the line and column of the offending
+key or value.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 It exists for cold starts: importing jsonschema costs ~40 ms, more than the rest of `sor run`'s
 start-up together (docs/performance.md). It answers only valid, invalid or unsupported; the exact
-problems of a config that is not valid still come from jsonschema (sor.config.schema). A schema using
-any keyword this module does not know makes every verdict "unsupported", never a guess.
+problems of a config that is not valid still come from jsonschema (sor.config.schema). A schema
+using any keyword this module does not know makes every verdict "unsupported", never a guess.
 """
 
 from __future__ import annotations

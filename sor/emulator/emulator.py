@@ -1,10 +1,10 @@
 """sor's embedded emulator: the Lambda Runtime API for one bootstrap, and RIE's invoke endpoint.
 
-``Emulator`` serves ``/2018-06-01/runtime/...`` on 127.0.0.1 (an ephemeral port) to the bootstrap
-it starts in ``DIR`` with the Lambda environment, and runs invocations through it one at a time
-(``sor.emulator.sandbox``). ``invoke_server`` puts RIE's ``POST /2015-03-31/functions/function/invocations``
-in front of it. Both servers are ``http.server`` with HTTP/1.1 keep-alive (``sor.http.server``);
-these two modules are the only place sor serves HTTP.
+``Emulator`` serves ``/2018-06-01/runtime/...`` on 127.0.0.1 (an ephemeral port) to the bootstrap it
+starts in ``DIR`` with the Lambda environment, and runs invocations through it one at a time
+(``sor.emulator.sandbox``). ``invoke_server`` puts RIE's ``POST
+/2015-03-31/functions/function/invocations`` in front of it. Both servers are ``http.server`` with
+HTTP/1.1 keep-alive (``sor.http.server``); these two modules are the only place sor serves HTTP.
 """
 
 from __future__ import annotations

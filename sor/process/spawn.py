@@ -1,11 +1,11 @@
 """Every child process of sor starts and is talked to here.
 
 Children are started with ``posix_spawn`` (cheap, and able to place pipes on exact descriptor
-numbers such as the protocol's fd 3 and 4) in a process group of their own, so that killing a
-child also kills whatever it started. All IO with children is bounded by a deadline: nothing here
-can block forever on a child that hangs, dies, or leaves a grandchild holding a pipe open.
-Talking to them over pipes is ``sor.process.pipes``; short-lived children fed one input and read to the
-end go through ``sor.process.exchange``.
+numbers such as the protocol's fd 3 and 4) in a process group of their own, so that killing a child
+also kills whatever it started. All IO with children is bounded by a deadline: nothing here can
+block forever on a child that hangs, dies, or leaves a grandchild holding a pipe open. Talking to
+them over pipes is ``sor.process.pipes``; short-lived children fed one input and read to the end go
+through ``sor.process.exchange``.
 """
 
 from __future__ import annotations

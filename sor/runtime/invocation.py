@@ -1,8 +1,8 @@
 """One invocation, from the Runtime API's event to exactly one answer and one log line.
 
-The flow: parse the event -> `_debugProxy` (sor.runtime.debug) -> CloudEvents (sor.events, one pipeline
-run per record) -> the middleware pipeline around the language runtime -> post the response or
-the error. Deadlines: the handler and the `before`/`after` hooks must finish by the *soft*
+The flow: parse the event -> `_debugProxy` (sor.runtime.debug) -> CloudEvents (sor.events, one
+pipeline run per record) -> the middleware pipeline around the language runtime -> post the response
+or the error. Deadlines: the handler and the `before`/`after` hooks must finish by the *soft*
 deadline (Lambda's deadline less `timeouts.grace`); `error` hooks by the *hard* deadline (Lambda's
 deadline less a margin to post the answer).
 """

@@ -1,4 +1,5 @@
-"""sor.config.schema_lite agrees with jsonschema, and the `sor run` path leaves jsonschema unimported."""
+"""sor.config.schema_lite agrees with jsonschema, and the `sor run` path leaves jsonschema
+unimported."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The embedded emulator (sor.emulator, sor.emulator.sandbox, sor.emulator.answers) and `sor local invoke`.
+"""The embedded emulator (sor.emulator, sor.emulator.sandbox, sor.emulator.answers) and `sor local
+invoke`.
 
 Bootstraps here are real processes: a Python Runtime API client written into tmp_path (the probe),
 sh scripts, and `sor run` itself for `sor local invoke`.

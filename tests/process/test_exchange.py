@@ -1,4 +1,5 @@
-"""sor.process.exchange: a short-lived child fed one input and read to the end, that can never hang us."""
+"""sor.process.exchange: a short-lived child fed one input and read to the end, that can never hang
+us."""
 
 from __future__ import annotations
 
