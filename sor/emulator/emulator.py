@@ -32,7 +32,7 @@ from sor.emulator.answers import (
 )
 from sor.emulator.sandbox import MAX_PAYLOAD, Sandbox
 from sor.errors import UsageError
-from sor.http.server import RequestHandler
+from sor.http.server import LISTEN_BACKLOG, RequestHandler
 from sor.logs import Log
 
 __all__ = [
@@ -80,6 +80,7 @@ def lambda_environment(
 
 class _RuntimeApiServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, sandbox: Sandbox, arn: str) -> None:
         super().__init__(("127.0.0.1", 0), _RuntimeApiHandler)
@@ -244,6 +245,7 @@ class Emulator:
 
 class _InvokeServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, emulator: Emulator, host: str, port: int) -> None:
         super().__init__((host, port), _InvokeHandler)
