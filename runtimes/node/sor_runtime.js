@@ -148,18 +148,21 @@ function send(message) {
   writeAll(outFd, `${JSON.stringify(message)}\n`);
 }
 
-function sendResult(id, value) {
+function sendResult(id, seal, value) {
   let json;
   try {
     json = JSON.stringify(value === undefined ? null : value);
   } catch (err) {
-    send({ type: 'error', id, error: errorPayload(err) });
+    send({ type: 'error', id, seal, error: errorPayload(err) });
     return;
   }
-  writeAll(outFd, `{"type":"result","id":${JSON.stringify(id)},"result":${json ?? 'null'}}\n`);
+  const sealed = typeof seal === 'string' ? `,"seal":${JSON.stringify(seal)}` : '';
+  writeAll(outFd, `{"type":"result","id":${JSON.stringify(id)}${sealed},"result":${json ?? 'null'}}\n`);
 }
 
 async function invoke(handler, message) {
+  const seal = message.seal; // echoed in the answer, never within the handler's reach
+  delete message.seal;
   const ctx = message.context && typeof message.context === 'object' ? message.context : {};
   if (ctx.trace_id) process.env._X_AMZN_TRACE_ID = String(ctx.trace_id);
   else delete process.env._X_AMZN_TRACE_ID;
@@ -173,8 +176,8 @@ async function invoke(handler, message) {
   }
   try {
     const outcome = await runHandler(handler, message.event, ctx);
-    if (outcome.ok) sendResult(message.id, outcome.value);
-    else send({ type: 'error', id: message.id, error: errorPayload(outcome.err) });
+    if (outcome.ok) sendResult(message.id, seal, outcome.value);
+    else send({ type: 'error', id: message.id, seal, error: errorPayload(outcome.err) });
   } finally {
     current = null;
     if (debugging) await debugging.end(); // the bridge, then the inspector: see debug.js

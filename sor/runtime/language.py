@@ -221,6 +221,7 @@ class LanguageRuntime:
         }
         if debug is not None:
             message["debug"] = dict(debug)
+        message["seal"] = seal = os.urandom(16).hex()  # last: see PROTOCOL.md, "The seal"
         import json  # imported after the spawn (cold start); a dict lookup from then on
 
         line = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
@@ -234,8 +235,10 @@ class LanguageRuntime:
                     # Lambda answers this and keeps the runtime warm: the process is healthy,
                     # only its answer was too big (only one invocation is ever in flight).
                     raise FunctionError(dict(TOO_LARGE_ERROR)) from None
-                if answer.get("id") != request_id:
-                    self.log.warning(f"{self.name}: ignored an answer for another request")
+                if answer.get("id") != request_id or answer.get("seal") != seal:
+                    self.log.warning(
+                        f"{self.name}: ignored an answer without this request's id and seal"
+                    )
                     continue
                 if answer.get("type") == "result":
                     return answer.get("result")

@@ -262,7 +262,8 @@ read line <&3
 head -c 15000000 /dev/zero | tr '\\0' 'x' >&4
 printf '\\n' >&4
 read line <&3
-printf '{"type":"result","id":"req-2","result":"small"}\\n' >&4
+seal=$(printf '%s' "$line" | sed 's/.*"seal": *"\\([0-9a-f]*\\)".*/\\1/')
+printf '{"type":"result","id":"req-2","seal":"%s","result":"small"}\\n' "$seal" >&4
 sleep 30
 """,
     )

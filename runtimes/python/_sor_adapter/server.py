@@ -82,7 +82,8 @@ class Server:
         error = {"errorMessage": message, "errorType": kind, "stackTrace": []}
         log_error(error)
         request_id = match.group(1).decode("utf-8", "replace")
-        self.send({"type": "error", "id": request_id, "error": error})
+        seal = _SEAL.search(line)
+        self.send(_answer("error", request_id, seal and seal.group(1).decode(), error))
         return True
 
     def _wait_for_load(self):
@@ -143,10 +144,11 @@ class Server:
             "stackTrace": [],
         }
         log_error(error)
-        return _encode({"type": "error", "id": request.get("id"), "error": error})
+        return _encode(_answer("error", request.get("id"), request.get("seal"), error))
 
     def invoke(self, request):
         request_id = request.get("id")
+        seal = request.pop("seal", None)  # never within the handler's reach (PROTOCOL.md)
         ctx = request.get("context") or {}
         LambdaLogging.request_id = request_id or ""
         LambdaLogging.install(self.env)
@@ -178,13 +180,13 @@ class Server:
 
                 result = from_cloudevent(result)
             try:
-                return _encode({"type": "result", "id": request_id, "result": result})
+                return _encode(_answer("result", request_id, seal, result))
             except (TypeError, ValueError, OverflowError, RecursionError) as e:
                 raise Fault("Runtime.MarshalError", f"Unable to marshal response: {e}") from None
         except Exception as exc:
             error = error_of(exc)
             log_error(error)
-            return _encode({"type": "error", "id": request_id, "error": error})
+            return _encode(_answer("error", request_id, seal, error))
 
     def _await(self, awaitable):
         import asyncio  # only async handlers pay for asyncio
@@ -198,6 +200,17 @@ class Server:
 
 # The id of an invoke, read from its first bytes when the rest cannot be parsed.
 _ID = re.compile(rb'\{"type":"invoke","id":"([^"\\]{1,200})"')
+# ... and its seal, from its last bytes (sor writes the seal last).
+_SEAL = re.compile(rb'"seal"\s*:\s*"([0-9a-f]{1,64})"\s*\}\s*$')
+
+
+def _answer(kind, request_id, seal, value):
+    """A result or error message; it carries the invoke's seal when there was one."""
+    message = {"type": kind, "id": request_id}
+    if seal is not None:
+        message["seal"] = seal
+    message[kind] = value
+    return message
 
 
 def _encode(message):
