@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from sor.emulator import answers
 from sor.emulator.answers import InvokeResult
 from sor.logs import Log
-from sor.process import pipes, tree
+from sor.process import pipes, reaper, tree
 from sor.process.spawn import Child, spawn
 
 MAX_PAYLOAD = 6 * 1024 * 1024 + 100  # Lambda's synchronous limit, as the Runtime API enforces it
@@ -89,6 +89,7 @@ class Sandbox:
 
     def _spawn(self) -> _Bootstrap:
         """Start a new bootstrap; the caller holds ``_cv``."""
+        reaper.become_subreaper()  # orphans of the bootstrap come to us, to be found and reaped
         log_r, log_w = pipes.make_pipe()
         try:
             env = {**self.env, "PWD": self.cwd}
