@@ -161,6 +161,7 @@ class PersistentHooks:
             if not pipes.write_all(proc.stdin, line, proc.child, deadline):
                 raise EOFError
             answer = proc.reader.readline(deadline)
+            proc.pump.flush(_STDERR_WAIT)  # its log lines before its answer come first
         except TimeoutError:
             raise timeout_error(self.mw, hook, timeout, self._discard()) from None
         except EOFError:
