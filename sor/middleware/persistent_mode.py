@@ -26,6 +26,7 @@ from sor.middleware.hook import (
     ended,
     failure,
     timeout_error,
+    visible_env,
 )
 from sor.process import pipes
 from sor.process.spawn import spawn
@@ -105,7 +106,7 @@ class PersistentHooks:
     def __init__(self, mw: Middleware, *, log: Log, env: Mapping[str, str]) -> None:
         self.mw = mw
         self.log = log
-        self.env = dict(env)
+        self.env = visible_env(env, mw.env)  # middlewares[].env
         self.proc: _Process | None = None
         self._ending: list[pipes.LogPump] = []  # pumps of killed processes, told to stop
         self._lock = threading.Lock()

@@ -218,7 +218,8 @@ def test_example_config_round_trips(
     assert doc["debug"] == source["debug"]
     assert [m["name"] for m in doc["middlewares"]] == ["log-event", "auth", "audit"]
     assert doc["middlewares"][2]["path"] == str(fn / "tools" / "audit")
-    assert values(out)["before: 1s"] == f"timeouts.middleware: {fn}/sor.yml:36:15"
+    assert [m["env"] for m in doc["middlewares"]] == ["inherit", "inherit", ["STAGE"]]
+    assert values(out)["before: 1s"] == f"timeouts.middleware: {fn}/sor.yml:37:15"
     (tmp_path / "effective.yml").write_text(out)
     assert main(["validate", str(tmp_path / "effective.yml")]) == 0
 
