@@ -19,28 +19,20 @@ here by their pid only: the exit status of sor's own children (``Child``, waited
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import signal
 import sys
 import time
-from collections.abc import Mapping
 
-MARKS = "SOR_PROCESS_MARKS"
+from sor.process.spawn import MARKS
+
 _GONE_WAIT = 1.0  # how long to wait for killed processes to be gone (SIGKILL is asynchronous)
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def marked(env: Mapping[str, str]) -> tuple[dict[str, str], str]:
-    """``env`` with a new mark appended to its marks, and that mark."""
-    mark = os.urandom(8).hex()
-    before = env.get(MARKS, "")
-    return {**env, MARKS: f"{before}:{mark}" if before else mark}, mark
-
-
-@functools.cache
 def become_subreaper() -> bool:
-    """Make this process the reaper of its descendants' orphans (Linux); False where it cannot."""
+    """Make this process the reaper of its descendants' orphans (Linux; calling it again does no
+    harm); False where it cannot."""
     if not sys.platform.startswith("linux"):
         return False
     try:

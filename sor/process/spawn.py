@@ -19,8 +19,16 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
-from sor.process import reaper
 from sor.process.pipes import wait_fds
+
+MARKS = "SOR_PROCESS_MARKS"  # every child's mark, inherited by all it starts (sor.process.reaper)
+
+
+def marked(env: Mapping[str, str]) -> tuple[dict[str, str], str]:
+    """``env`` with a new mark appended to its marks, and that mark."""
+    mark = os.urandom(8).hex()
+    before = env.get(MARKS, "")
+    return {**env, MARKS: f"{before}:{mark}" if before else mark}, mark
 
 
 def resolve_executable(command: str, env: Mapping[str, str]) -> str:
@@ -108,6 +116,8 @@ class Child:
     def close(self) -> int | None:
         """Kill the group and what left it (sor.process.reaper), reap the process, release its
         descriptor."""
+        from sor.process import reaper  # not on the cold-start path: only stopping needs it
+
         escaped = reaper.escapees(self.pid, self.mark) if self.mark else set()
         self.kill_group()
         reaper.stop(escaped)
@@ -166,7 +176,7 @@ def spawn(
     if cwd is not None and "/" in command:
         command = os.path.join(cwd, command)  # `./my-runtime` is relative to the child's cwd
     path = resolve_executable(command, env)
-    env, mark = reaper.marked(env)
+    env, mark = marked(env)
     mapping: dict[int, int] = dict(fds or {})
     if stdin is not None:
         mapping[0] = stdin

@@ -22,7 +22,7 @@ from sor.logs import Log
 from sor.middleware.exec_mode import ExecHooks
 from sor.middleware.persistent_mode import PersistentHooks
 from sor.process import reaper
-from sor.process.spawn import spawn
+from sor.process.spawn import marked, spawn
 from sor.process.tree import running
 from sor.runtime.language import LanguageRuntime
 
@@ -69,9 +69,9 @@ def exe(path: Path, text: str) -> Path:
 
 
 def test_every_child_gets_a_mark_of_its_own_that_its_descendants_inherit(tmp_path: Path) -> None:
-    env, mark = reaper.marked({"SOR_PROCESS_MARKS": "outer", "X": "1"})
+    env, mark = marked({"SOR_PROCESS_MARKS": "outer", "X": "1"})
     assert env == {"SOR_PROCESS_MARKS": f"outer:{mark}", "X": "1"}
-    assert reaper.marked({})[0]["SOR_PROCESS_MARKS"] != reaper.marked({})[0]["SOR_PROCESS_MARKS"]
+    assert marked({})[0]["SOR_PROCESS_MARKS"] != marked({})[0]["SOR_PROCESS_MARKS"]
     pidfile = tmp_path / "pid"
     script = exe(
         tmp_path / "run",
