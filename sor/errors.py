@@ -6,7 +6,7 @@ one place (``sor.cli.main``) and Lambda error payloads in one place (``SorError.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,14 +100,27 @@ class EventMappingError(SorError):
 
 
 class FunctionError(SorError):
-    """An error reported by the handler (or its loader), carried as the ERROR object it gave."""
+    """An error reported by the handler (or its loader), carried as the ERROR object it gave.
+
+    ``language``: the language runtime that reported it (its managed runtime's shape is the
+    shape it is posted in); None for an ERROR a middleware gave. ``xray``: the X-Ray cause the
+    runtime sent with it, if any.
+    """
 
     exit_code = 1
 
-    def __init__(self, error: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        error: dict[str, Any],
+        *,
+        language: str | None = None,
+        xray: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(str(error.get("errorMessage", "")))
         self.error = error
         self.error_type = str(error.get("errorType", "Error"))
+        self.language = language
+        self.xray = xray
 
     def payload(self) -> dict[str, Any]:
         return dict(self.error)

@@ -75,7 +75,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from sor.emulator.emulator import MAX_PAYLOAD, Emulator
+    from sor.emulator.emulator import Emulator
+    from sor.limits import MAX_PAYLOAD
     from sor.logs import Log
 
     directory = function_dir(args)
