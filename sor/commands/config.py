@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from sor.config.loader import DEFAULT, Loaded, load_with_origins
+from sor.config.effective import DEFAULT
+from sor.config.loader import Loaded, load_with_origins
 from sor.config.model import HOOKS, Config
 from sor.config.rules import PathKey
 from sor.errors import ConfigError
