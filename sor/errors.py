@@ -1,7 +1,8 @@
 """The one error hierarchy of sor.
 
 Every error knows its Lambda ``errorType`` and its CLI exit code. Exceptions become exit codes in
-one place (``sor.cli.main``) and Lambda error payloads in one place (``SorError.payload``).
+one place (``sor.cli``) and Lambda error payloads in one place (``SorError.payload``, posted by
+``sor.runtime.answer``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ class SorError(Exception):
         self.message = message
         self.stack_trace = list(stack_trace)
 
+    def describe(self) -> str:
+        """The error as the command line shows it."""
+        return f"{self.error_type}: {self.message}"
+
     def payload(self) -> dict[str, Any]:
         """The ERROR object of the protocols: errorType, errorMessage, stackTrace."""
         return {
@@ -50,6 +55,16 @@ class UsageError(SorError):
 
     error_type = "Sor.UsageError"
     exit_code = 2
+
+
+class Invalid(SorError):
+    """What a command checked is invalid; its problems are already printed (exit status 1)."""
+
+    error_type = "Sor.Invalid"
+    exit_code = 1
+
+    def describe(self) -> str:
+        return self.message
 
 
 class ConfigError(SorError):
