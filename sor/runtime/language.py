@@ -204,7 +204,7 @@ class LanguageRuntime:
                     continue
                 if isinstance(answer, protocol.Error):
                     raise self._function_error(answer.error, answer.xray)
-                return answer.raw
+                return answer
         except TimeoutError:
             self.stop(graceful=False)
             raise InvocationTimeout(self._timeout_message(function_timeout)) from None

@@ -1,8 +1,8 @@
 """The language runtime protocol's messages (runtimes/PROTOCOL.md), as pure functions.
 
 sor writes an invoke as one line with the event's own bytes spliced in, and reads an answer
-line into a `Result` (the result's own bytes, when the runtime wrote them where sor finds them)
-or a well-formed ERROR, whatever the runtime sent.
+line into the result's JSON text (its own bytes, when the runtime wrote them where sor finds
+them) or a well-formed ERROR, whatever the runtime sent.
 """
 
 from __future__ import annotations
@@ -19,13 +19,6 @@ VERSION = "1"
 
 class Broken(Exception):
     """An answer that breaks the protocol (the runtime is out of step: it is restarted)."""
-
-
-@dataclass(frozen=True)
-class Result:
-    """A handler's result: the JSON text the runtime wrote."""
-
-    raw: RawJson
 
 
 @dataclass(frozen=True)
@@ -54,7 +47,7 @@ def invoke_line(
     return b"".join(parts)
 
 
-def read_answer(line: bytes, request_id: str) -> Result | Error | None:
+def read_answer(line: bytes, request_id: str) -> RawJson | Error | None:
     """The answer ``line`` gives to ``request_id``; None when it answers another request.
 
     Raises Broken for a line that is not a JSON object or whose type is neither result nor
@@ -74,8 +67,8 @@ def read_answer(line: bytes, request_id: str) -> Result | Error | None:
         prefix = b'{"type":"result","id":' + _text(request_id) + b',"result":'
         body = line.rstrip()
         if body.startswith(prefix) and body.endswith(b"}"):
-            return Result(RawJson(body[len(prefix) : -1]))
-        return Result(RawJson(encode(message.get("result"))))
+            return RawJson(body[len(prefix) : -1])
+        return RawJson(encode(message.get("result")))
     if kind == "error":
         xray = message.get("xray")
         return Error(well_formed(message.get("error")), xray if isinstance(xray, dict) else None)
