@@ -22,6 +22,7 @@ from sor.logs import Log
 from sor.process import pipes
 from sor.process.spawn import Child, describe_exit, spawn
 from sor.resources import data_path
+from sor.runtime.node_binary import node_binary
 
 PROTOCOL_VERSION = "1"
 MAX_MESSAGE = 7 * 1024 * 1024  # a 6 MB Lambda payload plus the envelope
@@ -55,8 +56,9 @@ class _Oversized(Exception):
     """The runtime wrote a message over MAX_MESSAGE; it was skipped up to its newline."""
 
 
-def runtime_command(settings: RuntimeSettings) -> list[str]:
-    """The argv of the language runtime for these settings (ConfigError when there is none)."""
+def runtime_command(settings: RuntimeSettings, env: Mapping[str, str] = os.environ) -> list[str]:
+    """The argv of the language runtime for these settings (ConfigError when there is none);
+    ``env`` (SOR_LAYER_DIR, PATH) tells where to find `node`."""
     adapters = {"python": ("python", "sor_runtime.py"), "node": ("node", "sor_runtime.js")}
     if settings.language == "exec":
         if not settings.command:
@@ -65,9 +67,11 @@ def runtime_command(settings: RuntimeSettings) -> list[str]:
     if not settings.handler:
         raise ConfigError(f"runtime.handler: the {settings.language} language runtime needs one")
     adapter = str(data_path("runtimes", *adapters[settings.language]))
-    default = sys.executable if settings.language == "python" else "node"
-    interpreter = list(settings.command) if settings.command else [default]
-    return [*interpreter, adapter]
+    if settings.command:
+        return [*settings.command, adapter]
+    if settings.language == "node":
+        return [node_binary(env), adapter]
+    return [sys.executable, adapter]
 
 
 class LanguageRuntime:
@@ -85,7 +89,7 @@ class LanguageRuntime:
         """``defer_load``: the process starts without loading the handler until `load` says so."""
         self.settings = settings
         self.task_root = task_root
-        self.argv = runtime_command(settings)
+        self.argv = runtime_command(settings, env)
         self.env = {
             **env,
             "SOR_HANDLER": settings.handler or "",
