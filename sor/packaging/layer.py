@@ -6,6 +6,7 @@ Layout of the layer (unpacked by Lambda under /opt):
     sor-wrapper          AWS_LAMBDA_EXEC_WRAPPER for the managed runtimes
     sor.yml              from the layer source, when given
     middlewares/         the middlewares shipped with sor, then the layer source's
+    runtimes/            the language runtime adapters (exec: /opt/runtimes/exec/bash-runtime)
     python/              sor and its dependencies, for the target Python and machine, with
                          their bytecode (__pycache__/*.cpython-XY.pyc) for the target Python
       sor/_data/         schema, runtimes: as the sor wheel carries them
@@ -298,6 +299,8 @@ def build(
         try:
             copy_sor(site)
             add_scripts(root, target)
+            # Also at the layer's root, where sor.yml files name them (/opt/runtimes/exec/...).
+            shutil.copytree(data_path("runtimes"), root / "runtimes", ignore=_ignore_caches)
             shipped = data_path("middlewares")
             if shipped.is_dir():
                 shutil.copytree(shipped, root / "middlewares", ignore=_ignore_caches)
