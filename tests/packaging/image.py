@@ -95,10 +95,12 @@ class Image:
     root: Path
     python: Path  # the image's interpreter, as /var/lang/bin/python3.X
     bin: Path  # the image's other programs
+    # False: provided.al2023, whose image has no Python; ``python`` stands for a Python layer's.
+    python_on_path: bool = True
 
     @property
     def path(self) -> str:
-        return f"{self.python.parent}:{self.bin}"
+        return f"{self.python.parent}:{self.bin}" if self.python_on_path else str(self.bin)
 
     def env(self, task: Path, runtime_api: str, **extra: str) -> dict[str, str]:
         """Lambda's variables for a function in ``task``, and nothing from this machine."""
@@ -127,8 +129,9 @@ class Image:
         return [str(layer / "sor-wrapper"), str(self.python), "/var/runtime/bootstrap.py"]
 
 
-def python_image(root: Path, interpreter: str) -> Image:
-    """The image of a managed Python runtime whose Python is ``interpreter``."""
+def python_image(root: Path, interpreter: str, python_on_path: bool = True) -> Image:
+    """The image of a managed Python runtime whose Python is ``interpreter`` (or, with
+    ``python_on_path`` false, of provided.al2023 with a layer holding that Python)."""
     venv = root / "var" / "lang"
     subprocess.run([interpreter, "-m", "venv", "--without-pip", str(venv)], check=True)
     version = subprocess.run(
@@ -143,4 +146,5 @@ def python_image(root: Path, interpreter: str) -> Image:
         found = shutil.which(program, path="/usr/bin:/bin")
         if found:
             (bin_dir / program).symlink_to(found)
-    return Image(root=root, python=venv / "bin" / f"python{version}", bin=bin_dir)
+    python = venv / "bin" / f"python{version}"
+    return Image(root=root, python=python, bin=bin_dir, python_on_path=python_on_path)

@@ -87,14 +87,15 @@ class Lambda:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.log = tmp / "function.log"
 
-    def start(self, function: Path, **env: str) -> Path:
-        """Start the function whose code is ``function`` (copied, made read-only); its task root."""
+    def start(self, function: Path, argv: list[str] | None = None, **env: str) -> Path:
+        """Start the function whose code is ``function`` (copied, made read-only) through the
+        exec wrapper (or ``argv``); its task root."""
         task = self.tmp / "task"
         shutil.copytree(function, task, ignore=shutil.ignore_patterns("__pycache__"))
         read_only(task)
         with self.log.open("wb") as sink:
             proc = subprocess.Popen(
-                self.image.wrapper_argv(self.opt),
+                argv or self.image.wrapper_argv(self.opt),
                 cwd=task,
                 env=self.image.env(task, self.server.address, **env),
                 stdin=subprocess.DEVNULL,
@@ -120,12 +121,12 @@ class Lambda:
 
 
 def lambda_for(
-    version: str, with_node: bool, layer_zip: Callable[[str, bool], Path], tmp: Path
+    version: str, with_node: bool, layer_zip: Callable[[str, bool], Path], tmp: Path, provided: bool
 ) -> Lambda:
     python = find_python(version)
     if python is None:
         pytest.skip(f"no Python {version} on this machine")
-    image = python_image(tmp / "image", python)
+    image = python_image(tmp / "image", python, python_on_path=not provided)
     opt = read_only(unpack(layer_zip(version, with_node), tmp / "opt"))
     return Lambda(image, opt, tmp)
 
@@ -133,11 +134,11 @@ def lambda_for(
 @pytest.fixture
 def on_lambda(
     layer_zip: Callable[[str, bool], Path], tmp_path: Path
-) -> Iterator[Callable[[str, bool], Lambda]]:
+) -> Iterator[Callable[..., Lambda]]:
     made: list[Lambda] = []
 
-    def make(version: str, with_node: bool = False) -> Lambda:
-        made.append(lambda_for(version, with_node, layer_zip, tmp_path))
+    def make(version: str, with_node: bool = False, provided: bool = False) -> Lambda:
+        made.append(lambda_for(version, with_node, layer_zip, tmp_path, provided))
         return made[-1]
 
     yield make
@@ -146,9 +147,10 @@ def on_lambda(
     writable(tmp_path)
 
 
-@pytest.mark.parametrize("version", ["3.12", "3.13"])
+# SPEC, Where sor runs on Lambda: Python functions on python3.10 and later.
+@pytest.mark.parametrize("version", ["3.10", "3.11", "3.12", "3.13"])
 def test_python_function_with_a_layer_and_a_shipped_middleware(
-    on_lambda: Callable[[str, bool], Lambda], version: str
+    on_lambda: Callable[..., Lambda], version: str
 ) -> None:
     aws = on_lambda(version, False)
     assert shutil.which("node", path=aws.image.path) is None  # a Python image: no Node.js
@@ -193,7 +195,7 @@ def test_every_python_file_of_the_layer_has_its_bytecode(
     assert stray == []
 
 
-def test_node_function_runs_on_the_layers_node(on_lambda: Callable[[str, bool], Lambda]) -> None:
+def test_node_function_runs_on_the_layers_node(on_lambda: Callable[..., Lambda]) -> None:
     aws = on_lambda("3.12", True)
     assert shutil.which("node", path=aws.image.path) is None
     aws.start(EXAMPLE / "functions" / "node")
@@ -205,7 +207,7 @@ def test_node_function_runs_on_the_layers_node(on_lambda: Callable[[str, bool], 
 
 
 def test_node_function_without_node_says_to_rebuild_with_node(
-    on_lambda: Callable[[str, bool], Lambda],
+    on_lambda: Callable[..., Lambda],
 ) -> None:
     aws = on_lambda("3.12", False)
     aws.start(EXAMPLE / "functions" / "node")
@@ -214,25 +216,51 @@ def test_node_function_without_node_says_to_rebuild_with_node(
     assert "sor package --node MAJOR" in error["errorMessage"], error
 
 
-def test_exec_function_runs_the_layers_bash_runtime(
-    on_lambda: Callable[[str, bool], Lambda], tmp_path: Path
-) -> None:
-    aws = on_lambda("3.12", False)
-    function = tmp_path / "exec-function"
-    function.mkdir()
-    runtime = aws.opt / "runtimes" / "exec" / "bash-runtime"
-    (function / "sor.yml").write_text(
+def exec_function(folder: Path, runtime: Path) -> Path:
+    """A function whose handler is a shell script, run by the layer's bash-runtime."""
+    folder.mkdir()
+    (folder / "sor.yml").write_text(
         f'version: 1\nruntime:\n  language: exec\n  command: ["{runtime}"]\n  handler: handler.sh\n'
     )
-    (function / "handler.sh").write_text(
+    (folder / "handler.sh").write_text(
         '#!/bin/sh\nevent=$(cat)\nprintf \'{"got": %s}\\n\' "$event"\n'
     )
-    (function / "handler.sh").chmod(0o755)
-    aws.start(function)
+    (folder / "handler.sh").chmod(0o755)
+    return folder
+
+
+def test_exec_function_runs_the_layers_bash_runtime(
+    on_lambda: Callable[..., Lambda], tmp_path: Path
+) -> None:
+    aws = on_lambda("3.12")
+    aws.start(exec_function(tmp_path / "fn", aws.opt / "runtimes" / "exec" / "bash-runtime"))
     answer = aws.invoke({"n": 1})
     assert answer.kind == "response", answer.body
     # the layer's sor.yml wraps every function's result with its envelope middleware
     assert answer.json()["result"] == {"got": {"n": 1}}
+
+
+def test_exec_function_on_provided_al2023_with_a_python_layer(
+    on_lambda: Callable[..., Lambda], tmp_path: Path
+) -> None:
+    aws = on_lambda("3.12", provided=True)
+    assert shutil.which("python3", path=aws.image.path) is None  # the image has no Python
+    function = exec_function(tmp_path / "fn", aws.opt / "runtimes" / "exec" / "bash-runtime")
+    # Lambda runs /opt/bootstrap itself; SOR_PYTHON names the Python layer's interpreter.
+    aws.start(function, [str(aws.opt / "bootstrap")], SOR_PYTHON=str(aws.image.python))
+    answer = aws.invoke({"n": 2})
+    assert answer.kind == "response", answer.body
+    assert answer.json()["result"] == {"got": {"n": 2}}
+
+
+def test_python_function_on_managed_instances(on_lambda: Callable[..., Lambda]) -> None:
+    # SPEC: python3.13 and later for Managed Instances, where several invocations run at once.
+    aws = on_lambda("3.13")
+    aws.start(EXAMPLE / "functions" / "python", AWS_LAMBDA_MAX_CONCURRENCY="2")
+    pending = [aws.server.submit({"name": f"mi{i}"}, timeout=20) for i in range(2)]
+    answers = [aws.server.wait_answer(p, wait=30).json() for p in pending]
+    messages = sorted(a["result"]["message"].split(" from ")[0] for a in answers)
+    assert messages == ["hello mi0", "hello mi1"], aws.log.read_text()
 
 
 def test_layer_sizes_stay_within_lambdas_limits(layer_zip: Callable[[str, bool], Path]) -> None:
