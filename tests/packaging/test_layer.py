@@ -522,3 +522,24 @@ def test_a_file_that_cannot_be_staged_is_a_package_error(tmp_path: Path) -> None
     assert "middlewares/warmup" in done.stderr
     assert "Traceback" not in done.stderr
     assert not out.exists()
+
+
+def test_without_an_interpreter_of_the_target_the_build_says_how_to_fix(tmp_path: Path) -> None:
+    # No python3.13 on this PATH (pip runs on this interpreter, found by its absolute path).
+    target = "3.13" if PYTHON != "3.13" else "3.12"
+    out = tmp_path / "x.zip"
+    done = sor("package", "--python", target, "--out", str(out), env=clean_env(PATH=str(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    assert f"warning: no Python {target} on this machine" in done.stderr
+    assert f"install Python {target}" in done.stderr and "build again" in done.stderr
+    assert "(0 compiled)" in done.stdout
+    with zipfile.ZipFile(out) as zf:
+        assert not any(n.endswith(".pyc") for n in zf.namelist())
+
+
+def test_node_major_must_be_a_maintained_one(tmp_path: Path) -> None:
+    done = sor("package", "--node", "18", "--out", str(tmp_path / "x.zip"), env=clean_env())
+    assert done.returncode == 1
+    assert "Sor.PackageError: --node 18: expected a maintained Node.js major version" in done.stderr
+    assert "22, 24" in done.stderr
+    assert not (tmp_path / "x.zip").exists()
