@@ -14,14 +14,13 @@ from sor.middleware.hook import (
     UNCHANGED,
     HookResult,
     answer_from_after,
-    decode,
-    encode,
     ended,
     failure,
     hook_env,
     timeout_error,
     visible_env,
 )
+from sor.payload import decode, encode
 from sor.process import exchange
 
 

@@ -55,7 +55,7 @@ def test_an_unusable_event_file_is_a_usage_error_naming_it(
         path.write_bytes(content)
     done = _invoke(tmp_path, str(path))
     assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith(f"sor: Sor.UsageError: --event {path}: ".encode())
+    assert done.stderr.startswith(f"sor local invoke: Sor.UsageError: --event {path}: ".encode())
     assert why in done.stderr
     assert b"Traceback" not in done.stderr
 

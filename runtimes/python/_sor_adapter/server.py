@@ -25,6 +25,7 @@ class Server:
         os.close(out_fd)
         self.env = env
         self.cloudevent = env.get("SOR_SIGNATURE") == "cloudevent"
+        self.ascii_only = env.get("AWS_EXECUTION_ENV") not in _UNESCAPED_ENVS
         self.handler = None
         self._loop = None
 
@@ -180,7 +181,7 @@ class Server:
 
                 result = from_cloudevent(result)
             try:
-                return _encode(_answer("result", request_id, seal, result))
+                return _result_line(request_id, seal, result, self.ascii_only)
             except (TypeError, ValueError, OverflowError, RecursionError) as e:
                 raise Fault("Runtime.MarshalError", f"Unable to marshal response: {e}") from None
         except Exception as exc:
@@ -211,6 +212,21 @@ def _answer(kind, request_id, seal, value):
         message["seal"] = seal
     message[kind] = value
     return message
+
+
+# Lambda's Python runtimes up to 3.11 (and every provided.* runtime) escape non-ASCII in JSON.
+_UNESCAPED_ENVS = frozenset(f"AWS_Lambda_python3.{minor}" for minor in range(12, 20))
+
+
+def _result_line(request_id, seal, result, ascii_only):
+    """A result answer whose result is the response body as awslambdaric serialises it, last
+    in the line: sor posts those bytes as they are (runtimes/PROTOCOL.md)."""
+    body = json.dumps(result, ensure_ascii=ascii_only, default=_json_default)
+    head = b'{"type":"result","id":' + json.dumps(request_id).encode()
+    if seal is not None:
+        head += b',"seal":' + json.dumps(seal).encode()
+    head += b',"result":'
+    return head + body.encode("utf-8", "surrogatepass") + b"}\n"
 
 
 def _encode(message):
