@@ -141,17 +141,17 @@ def test_the_model_the_origin_and_sor_config(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("env", "message"),
+    ("env", "path", "message"),
     [
-        ("all", "'inherit' was expected"),
-        (["NOT-A-NAME"], "is not valid"),
-        ([1], "[1] is not valid"),
+        ("all", "middlewares[0].env", "'all'"),
+        (["NOT-A-NAME"], "middlewares[0].env[0]", "'NOT-A-NAME'"),
+        (["STAGE", 1], "middlewares[0].env[1]", "must be a string"),
     ],
 )
-def test_a_bad_env_is_a_config_problem(tmp_path: Path, env: Any, message: str) -> None:
+def test_a_bad_env_is_a_config_problem(tmp_path: Path, env: Any, path: str, message: str) -> None:
     from sor.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:
         load(function(tmp_path, "sh", "exec", env), tmp_path)
     (problem,) = info.value.problems
-    assert problem.path == "middlewares[0].env" and message in problem.message
+    assert (problem.path, message in problem.message) == (path, True), problem
