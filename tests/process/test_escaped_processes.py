@@ -111,6 +111,24 @@ def test_no_process_is_left_after_the_graceful_timeout_of_a_handler_that_double_
         rt.stop()
 
 
+def test_what_a_handler_left_running_is_stopped_at_shutdown(tmp_path: Path) -> None:
+    """Between invocations it runs on (as on Lambda); stopping the runtime stops it."""
+    (tmp_path / "handlers.py").write_text(
+        DOUBLE_FORK + "\ndef handler(event, context):\n    double_fork(event['pidfile'])\n"
+    )
+    settings = RuntimeSettings(language="python", handler="handlers.handler")
+    rt = LanguageRuntime(settings, task_root=tmp_path, env=dict(os.environ), log=Log(io.StringIO()))
+    pidfile = tmp_path / "escapee.pid"
+    try:
+        rt.start(time.monotonic() + 30)
+        context = {"aws_request_id": "r1", "deadline_ms": int(time.time() * 1000) + 9000}
+        rt.invoke({"pidfile": str(pidfile)}, context, time.monotonic() + 30)
+        pid = escapee(pidfile)
+    finally:
+        rt.stop()
+    assert not running(pid)
+
+
 def test_sor_local_invoke_leaves_no_process_of_a_handler_that_double_forks(tmp_path: Path) -> None:
     """End to end: emulator, `sor run`, the Python adapter; the handler runs past its timeout."""
     pidfile = tmp_path / "escapee.pid"
