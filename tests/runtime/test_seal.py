@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.runtime_matrix import start, write_files
 
 from sor.config.model import RuntimeSettings
 from sor.errors import FunctionError
@@ -137,3 +138,41 @@ def test_the_bash_adapter_echoes_the_seal(tmp_path: Path) -> None:
                 assert info.value.payload()["errorType"] == "Runtime.ExitError"
         finally:
             rt.stop()
+
+
+ADAPTER_FILES = {
+    "python": {
+        "h.py": "def ok(event, context):\n    return event\n\ndef bad(event, context):\n"
+        "    raise ValueError('no')\n"
+    },
+    "node": {
+        "h.js": "exports.ok = async (e) => e;\nexports.bad = async () => { throw new Error('no'); };\n"
+    },
+}
+
+
+@pytest.mark.parametrize("language", ["python", "node"])
+def test_the_adapters_echo_the_seal_in_results_and_errors(tmp_path: Path, language: str) -> None:
+    """Straight to the adapter, as sor writes an invoke: seal last, compact."""
+    if language == "node" and shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    root = write_files(tmp_path, ADAPTER_FILES[language])
+    for handler, kind in (("h.ok", "result"), ("h.bad", "error")):
+        with start(language, root, handler) as adapter:
+            assert adapter.ready() == {"type": "ready"}
+            context = {"aws_request_id": "r1", "deadline_ms": int(time.time() * 1000) + 9000}
+            message = {"type": "invoke", "id": "r1", "event": {"a": 1}, "context": context}
+            adapter.send({**message, "seal": "5ea1"})
+            answer = adapter.recv()
+            assert (answer["type"], answer["id"], answer["seal"]) == (kind, "r1", "5ea1")
+            assert list(answer) == ["type", "id", "seal", kind]
+
+
+def test_the_python_adapter_seals_its_answer_to_an_unreadable_event(tmp_path: Path) -> None:
+    root = write_files(tmp_path, ADAPTER_FILES["python"])
+    with start("python", root, "h.ok") as adapter:
+        assert adapter.ready() == {"type": "ready"}
+        adapter.send_line('{"type":"invoke","id":"r1","event":{"a":,"context":{},"seal":"0bad"}')
+        answer = adapter.recv()
+        assert (answer["id"], answer["seal"]) == ("r1", "0bad")
+        assert answer["error"]["errorType"] == "Runtime.UnmarshalError"
