@@ -146,7 +146,9 @@ ADAPTER_FILES = {
         "    raise ValueError('no')\n"
     },
     "node": {
-        "h.js": "exports.ok = async (e) => e;\nexports.bad = async () => { throw new Error('no'); };\n"
+        "h.js": (
+            "exports.ok = async (e) => e;\nexports.bad = async () => { throw new Error('no'); };\n"
+        )
     },
 }
 
