@@ -37,7 +37,10 @@ function packageIsModule(folder) {
   }
 }
 
-const requireIfThere = (file) => (fs.existsSync(file) ? require(file) : undefined);
+// User code is required as from the main module, so that a "Require stack" names the runtime
+// once, as Lambda's does ("- /var/runtime/index.mjs").
+const userRequire = require.main ? require('module').createRequire(require.main.filename) : require;
+const requireIfThere = (file) => (fs.existsSync(file) ? userRequire(file) : undefined);
 const importIfThere = async (file) =>
   fs.existsSync(file) ? import(pathToFileURL(file).href) : undefined;
 
@@ -56,7 +59,7 @@ async function importModule(appRoot, moduleRoot, name) {
     requireIfThere(`${base}.cjs`);
   if (loaded) return loaded;
   // No such file: a package, resolved from the task root and the handler's folder.
-  return require(require.resolve(name, { paths: [appRoot, moduleRoot] }));
+  return userRequire(userRequire.resolve(name, { paths: [appRoot, moduleRoot] }));
 }
 
 // The handler function; throws Lambda's Runtime.* errors, or what the module threw at load.

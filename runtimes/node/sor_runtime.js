@@ -8,7 +8,6 @@
 
 const fs = require('fs');
 const net = require('net');
-const readline = require('readline');
 const { UnhandledPromiseRejection, errorPayload, xrayCause } = require('./errors.js');
 const { loadHandler } = require('./loader.js');
 const { ids, patchConsole } = require('./logs.js');
@@ -42,13 +41,47 @@ function writeAll(fd, text) {
   }
 }
 
-function lineReader(fd) {
+// A line as text. sor writes a lone surrogate of a JSON string (an event's "\ud800") as its
+// three-byte form ED A0..BF 80..BF, which strict UTF-8 refuses and would turn into three U+FFFD:
+// decoded as the surrogate it is, it round trips as Lambda's runtime echoes it.
+function decodeLine(buf) {
+  let at = buf.indexOf(0xed);
+  if (at === -1) return buf.toString('utf8');
+  let text = '';
+  let from = 0;
+  for (; at !== -1 && at + 2 < buf.length; at = buf.indexOf(0xed, at + 1)) {
+    const b1 = buf[at + 1];
+    const b2 = buf[at + 2];
+    if (b1 >= 0xa0 && b1 <= 0xbf && b2 >= 0x80 && b2 <= 0xbf) {
+      text += buf.toString('utf8', from, at) + String.fromCharCode(0xd000 | ((b1 & 0x3f) << 6) | (b2 & 0x3f));
+      from = at + 3;
+    }
+  }
+  return text + buf.toString('utf8', from);
+}
+
+// Calls onLine(text) for every line of fd, then onEnd() at end of file.
+function readLines(fd, onLine, onEnd) {
   const stat = fs.fstatSync(fd);
   const stream =
     stat.isFIFO() || stat.isSocket()
       ? new net.Socket({ fd, readable: true, writable: false })
       : fs.createReadStream(null, { fd });
-  return readline.createInterface({ input: stream, crlfDelay: Infinity });
+  let partial = [];
+  stream.on('data', (chunk) => {
+    let start = 0;
+    for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
+      partial.push(chunk.subarray(start, nl));
+      onLine(decodeLine(partial.length === 1 ? partial[0] : Buffer.concat(partial)));
+      partial = [];
+      start = nl + 1;
+    }
+    if (start < chunk.length) partial.push(Buffer.from(chunk.subarray(start))); // a copy: kept
+  });
+  stream.on('end', () => {
+    if (partial.length) onLine(decodeLine(Buffer.concat(partial)));
+    onEnd();
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -104,7 +137,7 @@ function whenDrained(baseline, isSettled, then) {
   setTimeout(poll, 10);
 }
 
-function runHandler(handler, event, ctx) {
+function runHandler(user, event, ctx) {
   return new Promise((resolve) => {
     let settled = false;
     const outcome = {
@@ -128,7 +161,7 @@ function runHandler(handler, event, ctx) {
     const baseline = process.getActiveResourcesInfo().length;
     let returned;
     try {
-      returned = handler(event, context, callback);
+      returned = user.handler(event, context, callback);
     } catch (err) {
       callback(err); // as the runtime does: `throw undefined` is a success
       return;
@@ -173,7 +206,7 @@ function sendResult(id, value) {
   writeAll(outFd, `{"type":"result","id":${JSON.stringify(id)},"result":${json ?? 'null'}}\n`);
 }
 
-async function invoke(handler, message, event) {
+async function invoke(user, message, event) {
   const ctx = message.context;
   ids.set(message.id, ctx.tenant_id === null ? undefined : ctx.tenant_id);
   if (ctx.trace_id) process.env._X_AMZN_TRACE_ID = String(ctx.trace_id);
@@ -191,7 +224,7 @@ async function invoke(handler, message, event) {
     try {
       // An event that is not JSON fails its invocation with JSON.parse's SyntaxError, as on
       // Lambda, instead of breaking the protocol.
-      outcome = await runHandler(handler, event(), ctx);
+      outcome = await runHandler(user, event(), ctx);
     } catch (err) {
       outcome = { ok: false, err };
     }
@@ -242,18 +275,21 @@ function idOfBrokenLine(line) {
 }
 
 // The text of the event of an invoke line that is not JSON: what lies between "event": and the
-// ,"context": whose rest of the line is JSON (sor writes the context after the event). Undefined
-// when the envelope itself is broken.
+// "context" member whose rest of the line is JSON (sor writes the context after the event).
+// Undefined when the envelope itself is broken.
 function eventTextOf(line) {
   EVENT_KEY.lastIndex = INVOKE_HEAD.exec(line)[0].length;
   if (!EVENT_KEY.exec(line)) return undefined;
   const start = EVENT_KEY.lastIndex;
-  let at = line.lastIndexOf(',"context":');
-  for (; at > start; at = line.lastIndexOf(',"context":', at - 1)) {
+  const candidates = [];
+  const key = /,\s*"context"\s*:/g;
+  key.lastIndex = start;
+  for (let found = key.exec(line); found; found = key.exec(line)) candidates.push(found.index);
+  for (const at of candidates.reverse()) {
     try {
       const rest = JSON.parse(`{${line.slice(at + 1)}`);
       if (rest.context && typeof rest.context === 'object') {
-        return { text: line.slice(start, at), rest };
+        return { text: line.slice(start, at).replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, ''), rest };
       }
     } catch (_) {
       // not this one: the text belongs to the event
@@ -300,7 +336,7 @@ function invalid(id, errorType, why) {
   return { invalid: { id, errorType, why } };
 }
 
-async function handle(handler, line) {
+async function handle(user, line) {
   if (!line.trim()) return; // not a message
   const parsed = parseMessage(line);
   if (parsed.invalid) {
@@ -310,7 +346,7 @@ async function handle(handler, line) {
     send({ type: 'error', id, error: { errorType, errorMessage, stackTrace: [] } });
     return;
   }
-  await invoke(handler, parsed.message, parsed.event);
+  await invoke(user, parsed.message, parsed.event);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -359,20 +395,24 @@ async function main() {
     err.promise = promise;
     fatal(err, 'Unhandled Promise Rejection', 128);
   });
-  let handler;
+  // Called as user.handler(...), as the runtime calls this.handler(...): stack frames read
+  // "at exports.main [as handler]" as on Lambda.
+  const user = {};
   try {
-    handler = await loadHandler(env.LAMBDA_TASK_ROOT || process.cwd(), env.SOR_HANDLER || env._HANDLER);
+    user.handler = await loadHandler(env.LAMBDA_TASK_ROOT || process.cwd(), env.SOR_HANDLER || env._HANDLER);
   } catch (err) {
     logError('Uncaught Exception', err);
     send({ type: 'init_error', error: errorPayload(err) });
     process.exit(1);
   }
-  const lines = lineReader(inFd);
   let queue = Promise.resolve();
-  lines.on('line', (line) => {
-    queue = queue.then(() => handle(handler, line));
-  });
-  lines.on('close', () => queue.then(() => process.exit(0))); // sor closed the pipe: we are done
+  readLines(
+    inFd,
+    (line) => {
+      queue = queue.then(() => handle(user, line));
+    },
+    () => queue.then(() => process.exit(0)), // sor closed the pipe: we are done
+  );
   ready = true;
   send({ type: 'ready' });
 }

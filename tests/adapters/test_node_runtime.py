@@ -315,7 +315,10 @@ def test_unserialisable_result_is_an_error(tmp_path: Path) -> None:
     )
     error = run_one(tmp_path, "index.h")["error"]
     # Node's runtime's own words (JSON.stringify's TypeError is not passed on)
-    assert (error["errorType"], error["errorMessage"]) == ("Error", "Unable to stringify response body")
+    assert (error["errorType"], error["errorMessage"]) == (
+        "Error",
+        "Unable to stringify response body",
+    )
 
 
 def test_unsupported_protocol_version(tmp_path: Path) -> None:
