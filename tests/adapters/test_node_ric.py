@@ -355,6 +355,16 @@ INIT_FAILURES: dict[str, tuple[dict[str, str], str]] = {
         {"tla.mjs": "await Promise.reject(new RangeError('tla boom'));"},
         "tla.handler",
     ),
+    "an uncaught exception while loading": (
+        {
+            "late.mjs": (
+                "setTimeout(() => { throw new Error('timer boom'); }, 1);\n"
+                "await new Promise((r) => setTimeout(r, 300));\n"
+                "export const handler = async () => 'never';"
+            )
+        },
+        "late.handler",
+    ),
     "not exported": ({"ok.js": "exports.value = 0;"}, "ok.handler"),
     "a falsy export": ({"ok.js": "exports.value = 0;"}, "ok.value"),
     "not a function": ({"ok.js": "exports.value = 5;"}, "ok.value"),
