@@ -167,7 +167,7 @@ def scrub(value: Any, root: Path) -> Any:
     """``value`` with paths, timestamps and runtime frames normalised, recursively."""
     if isinstance(value, str):
         text = _RUNTIME_FILES.sub("<runtime>", value).replace(str(root), "<root>")
-        text = _TIMESTAMP.sub("<ts>", text)
+        text = re.sub(r"\(node:\d+\)", "(node:PID)", _TIMESTAMP.sub("<ts>", text))
         for sep in ("\n", "\r"):
             if sep in text:
                 text = sep.join(_frames(text.split(sep), root))
@@ -299,6 +299,10 @@ RESOLUTION: dict[str, tuple[dict[str, str], str]] = {
         },
         "node_modules/p/a.handler",
     ),
+    "an unreadable package.json is ignored, with a warning": (
+        {"package.json": "{not json", "w.js": "exports.handler = async () => 'commonjs';"},
+        "w.handler",
+    ),
     "a folder with index.js": (
         {"sub/index.js": "exports.handler = async () => 'sub';"},
         "sub.handler",
@@ -337,6 +341,7 @@ def test_handler_resolution_as_aws_lambda_ric(tmp_path: Path, case: str) -> None
         assert [type_and_message(a) for a in ours.answers] == [
             type_and_message(a) for a in theirs.answers
         ]
+    assert records(ours, root) == records(theirs, root)  # warnings, the Uncaught Exception
 
 
 # --- init errors: type and message ----------------------------------------------------------
