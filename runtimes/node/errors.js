@@ -20,6 +20,7 @@ const UnhandledPromiseRejection = lambdaError('UnhandledPromiseRejection');
 
 // DEL is not allowed in an HTTP header: the runtime writes it as %7F, in bodies too.
 const noDel = (text) => text.replace(/\x7F/g, '%7F');
+const maybeNoDel = (text) => (text === undefined || text === null ? text : noDel(text));
 
 function isErrorLike(obj) {
   return Boolean(
@@ -38,9 +39,8 @@ function errorPayload(err) {
   try {
     if (util.types.isNativeError(err) || isErrorLike(err)) {
       return {
-        errorType: err.name === undefined || err.name === null ? err.name : noDel(err.name),
-        errorMessage:
-          err.message === undefined || err.message === null ? err.message : noDel(err.message),
+        errorType: maybeNoDel(err.name),
+        errorMessage: maybeNoDel(err.message),
         stackTrace: noDel(err.stack).split('\n'),
       };
     }
@@ -77,8 +77,8 @@ function xrayCause(err) {
       working_directory: process.cwd(),
       exceptions: [
         {
-          type: err.name === undefined || err.name === null ? err.name : noDel(err.name),
-          message: err.message === undefined || err.message === null ? err.message : noDel(err.message),
+          type: maybeNoDel(err.name),
+          message: maybeNoDel(err.message),
           stack,
         },
       ],

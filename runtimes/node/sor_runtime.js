@@ -53,7 +53,8 @@ function decodeLine(buf) {
     const b1 = buf[at + 1];
     const b2 = buf[at + 2];
     if (b1 >= 0xa0 && b1 <= 0xbf && b2 >= 0x80 && b2 <= 0xbf) {
-      text += buf.toString('utf8', from, at) + String.fromCharCode(0xd000 | ((b1 & 0x3f) << 6) | (b2 & 0x3f));
+      const surrogate = 0xd000 | ((b1 & 0x3f) << 6) | (b2 & 0x3f);
+      text += buf.toString('utf8', from, at) + String.fromCharCode(surrogate);
       from = at + 3;
     }
   }
@@ -399,7 +400,8 @@ async function main() {
   // "at exports.main [as handler]" as on Lambda.
   const user = {};
   try {
-    user.handler = await loadHandler(env.LAMBDA_TASK_ROOT || process.cwd(), env.SOR_HANDLER || env._HANDLER);
+    const root = env.LAMBDA_TASK_ROOT || process.cwd();
+    user.handler = await loadHandler(root, env.SOR_HANDLER || env._HANDLER);
   } catch (err) {
     logError('Uncaught Exception', err);
     send({ type: 'init_error', error: errorPayload(err) });

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -486,3 +487,16 @@ def test_unreadable_request_without_an_id_stops_the_adapter_at_once(
         adapter.send_line(line)
         assert adapter.child.wait(5) == 2  # sor sees the exit now, not at the deadline
     assert "sor: protocol error: a request" in adapter.logs()
+
+
+def test_lone_surrogates_written_as_bytes_round_trip(tmp_path: Path) -> None:
+    # A lone surrogate sent as its three bytes (ED A0 80), beside Hangul (ED 9x xx) and an emoji.
+    write_files(tmp_path, {"index.js": "exports.h = async (e) => [e, e.s.length];"})
+    event = {"s": "\ud800 한 😀 \udfff"}
+    message = {"type": "invoke", "id": "sur", "event": event, "context": context("sur")}
+    with start("node", tmp_path, "index.h") as adapter:
+        adapter.ready()
+        adapter.send_line(json.dumps(message, ensure_ascii=False))
+        line = adapter.reader.readline(time.monotonic() + 10)
+    assert b"\\ud800" in line and b"\\udfff" in line  # written back as escapes: valid UTF-8
+    assert json.loads(line)["result"] == [event, 8]
