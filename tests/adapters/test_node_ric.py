@@ -201,6 +201,11 @@ def type_and_message(answer: Answer) -> tuple[str, str, str]:
     return answer.kind, doc["errorType"], _RUNTIME_FILES.sub("<runtime>", doc["errorMessage"])
 
 
+def logged(run: Run, root: Path) -> list[str]:
+    """The records of a run as JSON text: comparing them compares the order of keys too."""
+    return [json.dumps(record, ensure_ascii=False) for record in records(run, root)]
+
+
 def records(run: Run, root: Path) -> list[Any]:
     """The console records of a run, normalised: text lines "TS\\tID\\tLEVEL\\tmessage" (their
     JSON tails parsed) or JSON records; the runtimes' other output is left out."""
@@ -341,7 +346,7 @@ def test_handler_resolution_as_aws_lambda_ric(tmp_path: Path, case: str) -> None
         assert [type_and_message(a) for a in ours.answers] == [
             type_and_message(a) for a in theirs.answers
         ]
-    assert records(ours, root) == records(theirs, root)  # warnings, the Uncaught Exception
+    assert logged(ours, root) == logged(theirs, root)  # warnings, the Uncaught Exception
 
 
 # --- init errors: type and message ----------------------------------------------------------
@@ -387,7 +392,7 @@ def test_init_errors_as_aws_lambda_ric(tmp_path: Path, case: str) -> None:
         type_and_message(a) for a in theirs.answers
     ]
     # the "Uncaught Exception" record both write
-    assert records(ours, root) == records(theirs, root)
+    assert logged(ours, root) == logged(theirs, root)
 
 
 # --- results and handler errors: async, callbacks, context methods -----------------------------
@@ -654,7 +659,9 @@ def test_console_records_as_aws_lambda_ric(tmp_path: Path, env: dict[str, str]) 
     assert [a.kind for a in theirs.answers] == ["response", "error"]
     expected = records(theirs, root)
     assert len(expected) >= 3, theirs.stdout  # the reference wrote records: they are compared
-    assert records(ours, root) == expected
+    assert logged(ours, root) == logged(theirs, root)  # keys, their order, values
+    json_format = "AWS_LAMBDA_LOG_FORMAT" in env
+    assert all(isinstance(r, dict) == json_format for r in expected)
     levels = {r["level"] if isinstance(r, dict) else r[2] for r in expected}
     if env.get("AWS_LAMBDA_LOG_LEVEL") == "warn":
         assert levels == {"WARN", "ERROR", "FATAL"}
