@@ -189,26 +189,31 @@ function send(message) {
   writeAll(outFd, `${JSON.stringify(message)}\n`);
 }
 
+// Answers carry the invoke's seal when it has one (PROTOCOL.md, "The seal"): it is never given to
+// the handler, only echoed.
+
 // A handler error: logged as the runtime logs it (unless it was already), then answered with its
 // X-Ray cause.
-function sendError(id, err, logged = false) {
+function sendError(id, seal, err, logged = false) {
   if (!logged) logError('Invoke Error', err);
-  send({ type: 'error', id, error: errorPayload(err), xray: xrayCause(err) });
+  send({ type: 'error', id, seal, error: errorPayload(err), xray: xrayCause(err) });
 }
 
-function sendResult(id, value) {
+function sendResult(id, seal, value) {
   let json;
   try {
     json = JSON.stringify(value === undefined ? null : value);
   } catch (_) {
-    sendError(id, new Error('Unable to stringify response body'));
+    sendError(id, seal, new Error('Unable to stringify response body'));
     return;
   }
-  writeAll(outFd, `{"type":"result","id":${JSON.stringify(id)},"result":${json ?? 'null'}}\n`);
+  const sealed = typeof seal === 'string' ? `,"seal":${JSON.stringify(seal)}` : '';
+  const head = `{"type":"result","id":${JSON.stringify(id)}${sealed},"result":`;
+  writeAll(outFd, `${head}${json ?? 'null'}}\n`);
 }
 
 async function invoke(user, message, event) {
-  const ctx = message.context;
+  const { context: ctx, seal } = message;
   ids.set(message.id, ctx.tenant_id === null ? undefined : ctx.tenant_id);
   if (ctx.trace_id) process.env._X_AMZN_TRACE_ID = String(ctx.trace_id);
   else delete process.env._X_AMZN_TRACE_ID;
@@ -229,8 +234,8 @@ async function invoke(user, message, event) {
     } catch (err) {
       outcome = { ok: false, err };
     }
-    if (outcome.ok) sendResult(message.id, outcome.value);
-    else sendError(message.id, outcome.err, outcome.logged);
+    if (outcome.ok) sendResult(message.id, seal, outcome.value);
+    else sendError(message.id, seal, outcome.err, outcome.logged);
   } finally {
     current = null;
     if (debugging) await debugging.end(); // the bridge, then the inspector: see debug.js
@@ -314,7 +319,9 @@ function parseMessage(line) {
       const message = { type: 'invoke', ...event.rest, id };
       return { message, event: () => JSON.parse(event.text) };
     }
-    return invalid(id, 'Runtime.UnmarshalError', `the invoke message is not JSON: ${err.message}`);
+    const seal = /"seal"\s*:\s*"([0-9A-Za-z]+)"\s*\}\s*$/.exec(line.slice(-200));
+    const why = `the invoke message is not JSON: ${err.message}`;
+    return invalid(id, seal ? seal[1] : undefined, 'Runtime.UnmarshalError', why);
   }
   if (!message || typeof message !== 'object' || Array.isArray(message)) {
     protocolError(`a request that is not a JSON object: ${describe(line)}`);
@@ -324,27 +331,28 @@ function parseMessage(line) {
     protocolError(`a request of type ${type} without an id: ${describe(line)}`);
   }
   if (message.type !== 'invoke') {
-    return invalid(message.id, 'Runtime.InvalidRequest', `a message of unknown type ${type}`);
+    const why = `a message of unknown type ${type}`;
+    return invalid(message.id, message.seal, 'Runtime.InvalidRequest', why);
   }
   if (!('event' in message) || !message.context || typeof message.context !== 'object') {
     const why = 'an invoke message without an event or a context object';
-    return invalid(message.id, 'Runtime.InvalidRequest', why);
+    return invalid(message.id, message.seal, 'Runtime.InvalidRequest', why);
   }
   return { message, event: () => message.event };
 }
 
-function invalid(id, errorType, why) {
-  return { invalid: { id, errorType, why } };
+function invalid(id, seal, errorType, why) {
+  return { invalid: { id, seal: typeof seal === 'string' ? seal : undefined, errorType, why } };
 }
 
 async function handle(user, line) {
   if (!line.trim()) return; // not a message
   const parsed = parseMessage(line);
   if (parsed.invalid) {
-    const { id, errorType, why } = parsed.invalid;
+    const { id, seal, errorType, why } = parsed.invalid;
     const errorMessage = `the Node adapter cannot read this request: ${why}`;
     process.stderr.write(`sor: ${errorMessage}\n`);
-    send({ type: 'error', id, error: { errorType, errorMessage, stackTrace: [] } });
+    send({ type: 'error', id, seal, error: { errorType, errorMessage, stackTrace: [] } });
     return;
   }
   await invoke(user, parsed.message, parsed.event);

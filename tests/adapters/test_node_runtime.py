@@ -500,3 +500,42 @@ def test_lone_surrogates_written_as_bytes_round_trip(tmp_path: Path) -> None:
         line = adapter.reader.readline(time.monotonic() + 10)
     assert b"\\ud800" in line and b"\\udfff" in line  # written back as escapes: valid UTF-8
     assert json.loads(line)["result"] == [event, 8]
+
+
+def test_answers_echo_the_seal_the_handler_never_sees(tmp_path: Path) -> None:
+    write_files(
+        tmp_path,
+        {
+            "index.js": """
+exports.ok = async (e, c) => JSON.stringify([e, c, process.env]).includes('5ea1');
+exports.fails = async () => { throw new Error('boom'); };
+"""
+        },
+    )
+    ctx = json.dumps(context("s-1"), separators=(",", ":"))
+    sealed = '{"type":"invoke","id":"s-1","event":{},"context":%s,"seal":"5ea1"}' % ctx
+    with start("node", tmp_path, "index.ok") as adapter:
+        adapter.ready()
+        adapter.send_line(sealed)
+        assert adapter.recv() == {"type": "result", "id": "s-1", "seal": "5ea1", "result": False}
+        adapter.send_line(sealed.replace('"event":{}', '"event":{"x": NaN}'))  # not JSON
+        answer = adapter.recv()
+        assert (answer["type"], answer["seal"], answer["error"]["errorType"]) == (
+            "error",
+            "5ea1",
+            "SyntaxError",
+        )
+        adapter.send_line('{"type":"ping","id":"s-2","seal":"5ea2"}')
+        assert adapter.recv()["seal"] == "5ea2"
+        adapter.send_line('{"type":"invoke","id":"s-3","event":{},"context":{"a":,"seal":"5ea3"}')
+        answer = adapter.recv()
+        assert (answer["error"]["errorType"], answer["seal"]) == ("Runtime.UnmarshalError", "5ea3")
+    with start("node", tmp_path, "index.fails") as adapter:
+        adapter.ready()
+        adapter.send_line(sealed)
+        answer = adapter.recv()
+    assert (answer["type"], answer["seal"], answer["error"]["errorMessage"]) == (
+        "error",
+        "5ea1",
+        "boom",
+    )
