@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from sor.events.declarative import Compiled
 
 Language = Literal["python", "node", "exec"]
 Signature = Literal["event", "cloudevent"]
@@ -63,9 +66,19 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class CloudEventsSettings:
+    """``cloudevents``: the declarative mappings as validated data and compiled, so that a bad
+    one fails when the config is built (at init), never at the first event."""
+
     partial_batch_response: bool = False
-    # Declarative mappings as validated JSON-like data; sor's CloudEvents module compiles them.
     mappings: tuple[dict[str, Any], ...] = ()
+    compiled: tuple[Compiled, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.mappings and not self.compiled:
+            # Only configs with mappings load the path compiler. Raises ConfigError.
+            from sor.events.declarative import compile_mappings
+
+            object.__setattr__(self, "compiled", compile_mappings(self.mappings))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sor.config.model import CloudEventsSettings
 from sor.errors import FunctionError
@@ -11,9 +11,6 @@ from sor.events import builtin
 from sor.events.fields import new_id
 from sor.events.http import http_records, is_http, to_http_response
 from sor.events.model import Batch, Outcome, Record, is_cloudevent, validate_cloudevent
-
-if TYPE_CHECKING:
-    from sor.events.declarative import Compiled
 
 
 def to_batch(event: Any, settings: CloudEventsSettings, *, request_id: str | None = None) -> Batch:
@@ -24,7 +21,7 @@ def to_batch(event: Any, settings: CloudEventsSettings, *, request_id: str | Non
     ``request_id`` (the Lambda request id; a random UUID when not given). Raises
     EventMappingError naming the field when a recognised event is malformed.
     """
-    for mapping in _declared(settings):
+    for mapping in settings.compiled:
         if mapping.matches(event):
             records = mapping.apply(event)
             partial = settings.partial_batch_response and mapping.item_id is not None
@@ -33,15 +30,6 @@ def to_batch(event: Any, settings: CloudEventsSettings, *, request_id: str | Non
     kind, records, http = _builtin(event, request_id)
     partial = settings.partial_batch_response and kind in builtin.PARTIAL_SOURCES
     return _checked(Batch(kind, records, http=http, partial=partial))
-
-
-def _declared(settings: CloudEventsSettings) -> tuple[Compiled, ...]:
-    if not settings.mappings:
-        return ()
-    # Imported only when mappings are declared: the path compiler is not on every cold start.
-    from sor.events.declarative import compile_mappings
-
-    return compile_mappings(settings)
 
 
 def _builtin(event: Any, request_id: str | None) -> tuple[str, tuple[Record, ...], bool]:

@@ -18,7 +18,6 @@ when this one is.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
@@ -33,7 +32,7 @@ from sor.logs import Log
 if TYPE_CHECKING:
     from sor.config.model import Config
     from sor.middleware.pipeline import Pipeline
-    from sor.runtime.api import Invocation, RuntimeApiClient
+    from sor.runtime.api import RuntimeApiClient
     from sor.runtime.invocation import Invoker
     from sor.runtime.language import LanguageRuntime
 
@@ -150,18 +149,13 @@ class Runner:
                 self._drain_wakeups()
         except _Terminated:
             raise
-        except SorError as exc:
-            self.log.error(f"init failed: {exc.error_type}: {exc.message}")
-            self.api.init_error(exc.payload())
-            return None
-        except Exception as exc:  # a bug of sor: still reported, as Lambda expects
-            error = {
-                "errorType": "Sor.Error",
-                "errorMessage": f"sor failed during init: {type(exc).__name__}: {exc}",
-                "stackTrace": [],
-            }
-            self.log.error(f"init failed: {error['errorMessage']}")
-            self.api.init_error(error)
+        except Exception as exc:  # sor's errors, and its bugs: reported as Lambda expects
+            from sor.runtime.answer import failure, unexpected
+
+            answer = failure(exc) if isinstance(exc, SorError) else unexpected(exc, "during init")
+            error = answer.error
+            self.log.error(f"init failed: {error['errorType']}: {error['errorMessage']}")
+            self.api.init_error(error, answer.shape)
             return None
         self.log.info(
             "init",
@@ -221,7 +215,6 @@ class Runner:
 
     def _loop(self, invoker: Invoker) -> None:
         from sor.http.client import Interrupted
-        from sor.runtime.api import RuntimeApiError
 
         while not self._stop:
             try:
@@ -229,14 +222,7 @@ class Runner:
             except Interrupted:
                 self._drain_wakeups()  # a signal that does not stop sor only wakes the wait
                 continue
-            try:
-                invoker.handle(inv)
-            except RuntimeApiError:
-                raise
-            except Exception as exc:  # the answer itself failed: still answer, keep serving
-                if invoker.answered != inv.request_id:
-                    self._last_resort(inv, exc)
-                # else: it failed after its answer (e.g. its log line): never a second answer
+            invoker.handle(inv)  # answers once, whatever happens; raises only RuntimeApiError
 
     def _drain_wakeups(self) -> None:
         assert self._wake_r is not None
@@ -245,27 +231,6 @@ class Runner:
                 pass
         except BlockingIOError:
             pass
-
-    def _last_resort(self, inv: Invocation, exc: Exception) -> None:
-        """Answer an invocation whose answer failed; never raises (the loop must go on)."""
-        error = {
-            "errorType": "Sor.Error",
-            "errorMessage": f"sor failed: {type(exc).__name__}: {exc}",
-            "stackTrace": [],
-        }
-        try:
-            self.api.fail(inv.request_id, error)
-        except Exception as again:
-            self._quiet_error(
-                f"could not post the error: {type(again).__name__}: {again}", inv.request_id
-            )
-        self._quiet_error(
-            f"invocation failed inside sor: {type(exc).__name__}: {exc}", inv.request_id
-        )
-
-    def _quiet_error(self, message: str, request_id: str) -> None:
-        with contextlib.suppress(Exception):  # a broken log cannot be reported: never stop sor
-            self.log.error(message, request_id)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # Never raises: an exception at an arbitrary bytecode could leak a child just spawned

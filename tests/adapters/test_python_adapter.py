@@ -236,3 +236,45 @@ def test_debugged_process_that_dies_gets_an_error_answer(tmp_path: Path) -> None
         assert answer["error"]["errorType"] == "Runtime.ExitError"
         assert "status 7" in answer["error"]["errorMessage"]
         assert adapter.child.poll() is None  # the adapter itself keeps serving
+
+
+# --- what the protocol does not allow ----------------------------------------------------------
+
+
+def test_another_protocol_version_is_an_init_error(tmp_path: Path) -> None:
+    root = write_files(tmp_path, {"handler.py": "def handler(event, context):\n    return 1\n"})
+    with start("python", root, "handler.handler", env={"SOR_PROTOCOL": "2"}) as adapter:
+        message = adapter.recv()
+        assert message["type"] == "init_error"
+        assert message["error"]["errorType"] == "Runtime.UnsupportedProtocol"
+        assert adapter.child.wait(5) == 1
+
+
+def test_an_event_that_is_not_json_is_an_unmarshal_error_at_once(tmp_path: Path) -> None:
+    # sor passes the event's bytes as Lambda sent them: the adapter is the one that parses them.
+    root = write_files(tmp_path, {"handler.py": "def handler(event, context):\n    return event\n"})
+    with start("python", root, "handler.handler") as adapter:
+        assert adapter.ready() == {"type": "ready"}
+        began = time.monotonic()
+        adapter.send_line('{"type":"invoke","id":"r-1","event":{"a":,"context":{}}')
+        answer = adapter.recv(timeout=5)
+        assert time.monotonic() - began < 2
+        assert (answer["type"], answer["id"]) == ("error", "r-1")
+        assert answer["error"]["errorType"] == "Runtime.UnmarshalError"
+        assert answer["error"]["errorMessage"].startswith("Unable to unmarshal input: ")
+        deep = "[" * 100_000 + "]" * 100_000  # valid JSON, too deep for the parser
+        adapter.send_line('{"type":"invoke","id":"r-2","event":' + deep + ',"context":{}}')
+        answer = adapter.recv(timeout=5)
+        assert (answer["id"], answer["error"]["errorType"]) == ("r-2", "Runtime.UnmarshalError")
+        assert adapter.invoke({"still": "serving"}, "r-3")["result"] == {"still": "serving"}
+
+
+def test_a_message_without_an_id_ends_the_adapter_at_once(tmp_path: Path) -> None:
+    root = write_files(tmp_path, {"handler.py": "def handler(event, context):\n    return event\n"})
+    with start("python", root, "handler.handler") as adapter:
+        assert adapter.ready() == {"type": "ready"}
+        adapter.send_line("this is not a request")
+        with pytest.raises(EOFError):
+            adapter.recv(timeout=5)
+        assert adapter.child.wait(5) == 2
+        assert "protocol error" in adapter.logs()

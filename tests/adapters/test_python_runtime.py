@@ -212,7 +212,7 @@ def normalise(answer: Answer, root: Path) -> tuple[str, Any]:
         # A handler that fails before its own code runs (not callable) leaves only the runtime's
         # own frame, which awslambdaric keeps: its file and line are the runtime's.
         doc["stackTrace"] = [
-            "<runtime frame>" if "sor_runtime.py" in f or "awslambdaric/" in f else f
+            "<runtime frame>" if "_sor_adapter/" in f or "awslambdaric/" in f else f
             for f in doc["stackTrace"]
         ]
     return answer.kind, doc
@@ -395,15 +395,16 @@ def test_cloudevent_signature(own_root: Path) -> None:
 
 
 def test_adapter_imports_only_light_modules(tmp_path: Path) -> None:
+    # What the adapter imports before it reads its first request: its server module.
     code = (
-        "import runpy, sys; sys.argv=['x']; "
-        f"g = runpy.run_path({str(ADAPTER)!r}, run_name='not_main'); "
+        f"import sys; sys.path.insert(0, {str(ADAPTER.parent)!r}); import _sor_adapter.server; "
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('asyncio','cloudevents','inspect','logging','sor','json'))))"
+        "('asyncio','cloudevents','inspect','logging','sor','json','debugpy','traceback'))))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30)
     loaded = done.stdout.decode().strip().split(",")
     assert "asyncio" not in loaded and "cloudevents" not in loaded and "sor" not in loaded
+    assert "debugpy" not in loaded and "traceback" not in loaded and "logging" not in loaded
     assert "json" in loaded
 
 

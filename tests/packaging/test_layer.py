@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_lock import canonical, locked_versions
+from support.lock import canonical, locked_versions
 
 from sor.packaging import archive, layer
 from sor.resources import data_path
