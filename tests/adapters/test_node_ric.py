@@ -478,7 +478,7 @@ def styles(tmp_path: Path) -> Path:
 def test_results_as_aws_lambda_ric(styles: Path, name: str) -> None:
     ours, theirs = both(styles, f"styles.{name}", [{"id": 7}, {"id": 8}])
     assert [a.kind for a in theirs.answers] == ["response", "response"]
-    assert [a.json() for a in ours.answers] == [a.json() for a in theirs.answers]
+    assert [a.body for a in ours.answers] == [a.body for a in theirs.answers]  # byte for byte
 
 
 @pytest.mark.parametrize("name", ERRORS)
@@ -490,17 +490,9 @@ def test_handler_error_type_and_message_as_aws_lambda_ric(styles: Path, name: st
     ]
 
 
-# The lead's core posts Node handler errors in Node's shape (issue #19 item 4).
-NODE_ERROR_SHAPE = pytest.mark.xfail(
-    strict=True,
-    reason="sor's core posts Node handler errors as {errorType, errorMessage, trace}: the lead's "
-    "change (issue #19 item 4) has not landed on main",
-)
-
-
-@NODE_ERROR_SHAPE
-@pytest.mark.parametrize("name", ["throws", "nested", "throwString", "multiline", "withCode"])
+@pytest.mark.parametrize("name", ERRORS)
 def test_error_answers_in_node_shape_as_aws_lambda_ric(styles: Path, name: str) -> None:
+    """Issue #19 item 4: the whole error document, as Node's runtime posts it."""
     ours, theirs = both(styles, f"styles.{name}", [{}])
     assert list(theirs.answers[0].json()) == ["errorType", "errorMessage", "trace"]
     assert [answer_of(a, styles) for a in ours.answers] == [
@@ -530,11 +522,6 @@ def test_adapter_error_and_xray_cause_as_aws_lambda_ric(styles: Path, name: str)
     assert scrub(ours["xray"], styles) == scrub(cause, styles)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sor's core sends the adapter's 'xray' as Lambda-Runtime-Function-XRay-Error-Cause: "
-    "the lead's change (issue #15) has not landed on main",
-)
 def test_xray_header_as_aws_lambda_ric(styles: Path) -> None:
     ours, theirs = both(styles, "styles.nested", [{}])
     assert header(theirs.answers[0], XRAY), "the reference sent no X-Ray cause"
@@ -581,33 +568,16 @@ RAW_EVENTS = {
     "minus zero and exponents": b"[-0, 1.0, 1E2, 0.1e-2]",
     "whitespace and a newline": b'{\n  "a" : [ 1 ,2 ]\n}',
 }
-# The lead's core hands events to the adapter as the bytes Lambda sent (issue #19 item 1).
-RAW_BYTES = {"a number over double range", "a negative number over double range"}
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(
-            case,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="events reach the adapter re-encoded by sor's core (1e400 as Infinity): "
-                "the lead's change (issue #19 item 1, events as the bytes Lambda sent) has not "
-                "landed on main",
-            ),
-        )
-        if case in RAW_BYTES
-        else case
-        for case in RAW_EVENTS
-    ],
-)
+@pytest.mark.parametrize("case", list(RAW_EVENTS))
 def test_events_as_aws_lambda_ric(tmp_path: Path, case: str) -> None:
     root = write_files(tmp_path / "fn", {"index.js": ECHO})
     ours, theirs = both(root, "index.handler", [RAW_EVENTS[case], {"after": True}])
     assert len(theirs.answers) == 2
-    assert [type_and_message(a) if a.kind == "error" else a.json() for a in ours.answers] == [
-        type_and_message(a) if a.kind == "error" else a.json() for a in theirs.answers
+    # responses byte for byte (JSON.stringify's own bytes), errors as whole documents
+    assert [answer_of(a, root) if a.kind == "error" else a.body for a in ours.answers] == [
+        answer_of(a, root) if a.kind == "error" else a.body for a in theirs.answers
     ]
 
 
