@@ -513,7 +513,7 @@ exports.fails = async () => { throw new Error('boom'); };
         },
     )
     ctx = json.dumps(context("s-1"), separators=(",", ":"))
-    sealed = '{"type":"invoke","id":"s-1","event":{},"context":%s,"seal":"5ea1"}' % ctx
+    sealed = '{"type":"invoke","id":"s-1","event":{},"context":' + ctx + ',"seal":"5ea1"}'
     with start("node", tmp_path, "index.ok") as adapter:
         adapter.ready()
         adapter.send_line(sealed)
