@@ -159,21 +159,25 @@ function runHandler(user, event, ctx) {
     const callback = (err, value) =>
       err !== undefined && err !== null ? outcome.fail(err) : outcome.succeed(value);
     const context = makeContext(ctx, outcome);
-    const baseline = process.getActiveResourcesInfo().length;
-    let returned;
-    try {
-      returned = user.handler(event, context, callback);
-    } catch (err) {
-      callback(err); // as the runtime does: `throw undefined` is a success
-      return;
-    }
-    if (returned && typeof returned.then === 'function') {
-      Promise.resolve(returned).then(context.succeed, context.fail);
-    } else {
-      // As on Lambda, what a non-async handler returns is ignored: it answers through the
-      // callback or context.succeed/fail/done, or with null once its work is done.
-      whenDrained(baseline, () => settled, () => outcome.succeed(null));
-    }
+    // Called from a fresh task, so that the stack frames below the handler's (in its errors'
+    // traces and logs) are two, not the adapter's whole call chain.
+    setImmediate(function callHandler() {
+      const baseline = process.getActiveResourcesInfo().length;
+      let returned;
+      try {
+        returned = user.handler(event, context, callback);
+      } catch (err) {
+        callback(err); // as the runtime does: `throw undefined` is a success
+        return;
+      }
+      if (returned && typeof returned.then === 'function') {
+        Promise.resolve(returned).then(context.succeed, context.fail);
+      } else {
+        // As on Lambda, what a non-async handler returns is ignored: it answers through the
+        // callback or context.succeed/fail/done, or with null once its work is done.
+        whenDrained(baseline, () => settled, () => outcome.succeed(null));
+      }
+    });
   });
 }
 
