@@ -548,10 +548,21 @@ exports.handler = async (event, context) => ({
     headers = {
         "Lambda-Runtime-Client-Context": json.dumps({"custom": {"k": "v"}, "env": {"e": 1}}),
         "Lambda-Runtime-Cognito-Identity": json.dumps({"cognitoIdentityId": "cid-1"}),
+        "Lambda-Runtime-Aws-Tenant-Id": "tenant-7",
     }
     ours, theirs = both(root, "ctx.handler", [{}, {}], headers=headers)
     assert [a.json() for a in ours.answers] == [a.json() for a in theirs.answers]
-    assert theirs.answers[1].json()["values"]["awsRequestId"] == "req-2"
+    values = theirs.answers[1].json()["values"]
+    assert (values["awsRequestId"], values["tenantId"]) == ("req-2", "tenant-7")
+
+
+def test_json_records_name_the_tenant_as_aws_lambda_ric(tmp_path: Path) -> None:
+    root = write_files(tmp_path / "fn", {"t.js": "exports.h = async () => { console.log('hi'); };"})
+    env = {"AWS_LAMBDA_LOG_FORMAT": "JSON"}
+    headers = {"Lambda-Runtime-Aws-Tenant-Id": "tenant-7"}
+    ours, theirs = both(root, "t.h", [{}], env=env, headers=headers)
+    assert [r["tenantId"] for r in records(theirs, root)] == ["tenant-7"]
+    assert logged(ours, root) == logged(theirs, root)
 
 
 # --- items 1 and 2: events as Lambda sent them --------------------------------------------------
