@@ -539,3 +539,28 @@ exports.fails = async () => { throw new Error('boom'); };
         "5ea1",
         "boom",
     )
+
+
+def test_before_exit_never_fires_and_finally_does_its_work(tmp_path: Path) -> None:
+    # runtimes/node/README.md: why beforeExit never fires under sor, and what to write instead.
+    write_files(
+        tmp_path,
+        {
+            "index.js": """
+let flushed = 0;
+process.on('beforeExit', () => console.log('BEFORE-EXIT'));
+exports.cb = (event, context, callback) => { setTimeout(() => callback(null, flushed), 5); };
+exports.flushing = async () => {
+  try { return flushed; } finally { await new Promise((r) => setTimeout(r, 5)); flushed++; }
+};
+"""
+        },
+    )
+    for name, expected in (("cb", [0, 0, 0]), ("flushing", [0, 1, 2])):
+        with start("node", tmp_path, f"index.{name}") as adapter:
+            adapter.ready()
+            answers = [adapter.invoke({}, f"r-{n}")["result"] for n in range(3)]
+            time.sleep(0.2)  # time for a drained loop to say so
+            logs = adapter.logs()
+        assert answers == expected  # the finally ran after each invocation
+        assert "BEFORE-EXIT" not in logs
