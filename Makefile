@@ -47,10 +47,13 @@ test: lint node-deps
 bench: $(BIN)/sor
 	$(BIN)/python -m bench
 
-# Re-pin every dependency to its newest release allowed by pyproject.toml, on purpose.
+# Re-pin every dependency to its newest release allowed by pyproject.toml, on purpose. Resolved
+# on the oldest Python sor supports, so that the pins install on every supported Python (and a
+# layer for python3.10 builds): `make lock LOCK_PYTHON=/path/to/python3.10` names another one.
+LOCK_PYTHON ?= python3.10
 lock:
 	rm -rf .lock-venv
-	$(PYTHON) -m venv .lock-venv
+	$(LOCK_PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet -e '.[dev]' hatchling editables
 	{ sed -n '/^#/p' requirements.lock; .lock-venv/bin/pip freeze --exclude-editable | grep -v '^#'; } \
 		> requirements.lock.new

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE")
     p.add_argument("--python", metavar="X.Y", help="target Python version (default: this one)")
     p.add_argument("--arch", choices=("x86_64", "arm64"), help="target (default: this machine)")
+    p.add_argument(
+        "--node", metavar="MAJOR", help="add Node.js of this major version (Node functions)"
+    )
     return parser
 
 

@@ -110,6 +110,7 @@ def _runtime(config: Config, row: Any) -> None:
     if r.command is not None:
         row(f"  command: {json.dumps(list(r.command))}", ("runtime", "command"))
     row(f"  signature: {r.signature}", ("runtime", "signature"))
+    row(f"  concurrency: {r.concurrency}", ("runtime", "concurrency"))
 
 
 def _duration(seconds: float) -> str:

@@ -156,11 +156,13 @@ class _Builder:
                 )
             )
         signature = self.value(("runtime", "signature"), RuntimeSettings.signature)
+        concurrency = self.value(("runtime", "concurrency"), RuntimeSettings.concurrency)
         return RuntimeSettings(
             language=language,
             handler=handler,
             command=tuple(command) if command is not None else None,
             signature=signature,
+            concurrency=concurrency,
         )
 
     def middlewares(self, default_timeout: float) -> tuple[Middleware, ...]:

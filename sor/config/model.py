@@ -56,6 +56,7 @@ class RuntimeSettings:
     handler: str | None = None
     command: tuple[str, ...] | None = None
     signature: Signature = "event"
+    concurrency: int | Literal["auto"] = "auto"  # at most this many invocations at once
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ lazily, at the next invocation, inside that invocation's deadline.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -23,13 +24,15 @@ from sor.process.spawn import describe_exit
 from sor.process.supervised import STOP_GRACE, Retired, Supervised
 from sor.resources import data_path
 from sor.runtime import protocol
+from sor.runtime.node_binary import node_binary
 
 _PUMP_JOIN = 0.5  # how long to wait for the last stderr lines of a runtime that is not killed
 _ADAPTERS = {"python": ("python", "sor_runtime.py"), "node": ("node", "sor_runtime.js")}
 
 
-def runtime_command(settings: RuntimeSettings) -> list[str]:
-    """The argv of the language runtime for these settings (ConfigError when there is none)."""
+def runtime_command(settings: RuntimeSettings, env: Mapping[str, str] = os.environ) -> list[str]:
+    """The argv of the language runtime for these settings (ConfigError when there is none);
+    ``env`` (SOR_LAYER_DIR, PATH) tells where to find `node`."""
     if settings.language == "exec":
         if not settings.command:
             raise ConfigError("runtime.command: the exec language runtime needs a command")
@@ -37,9 +40,11 @@ def runtime_command(settings: RuntimeSettings) -> list[str]:
     if not settings.handler:
         raise ConfigError(f"runtime.handler: the {settings.language} language runtime needs one")
     adapter = str(data_path("runtimes", *_ADAPTERS[settings.language]))
-    default = sys.executable if settings.language == "python" else "node"
-    interpreter = list(settings.command) if settings.command else [default]
-    return [*interpreter, adapter]
+    if settings.command:
+        return [*settings.command, adapter]
+    if settings.language == "node":
+        return [node_binary(env), adapter]
+    return [sys.executable, adapter]
 
 
 class LanguageRuntime:
@@ -57,7 +62,7 @@ class LanguageRuntime:
         """``defer_load``: the process starts without loading the handler until `load` says so."""
         self.settings = settings
         self.task_root = task_root
-        self.argv = runtime_command(settings)
+        self.argv = runtime_command(settings, env)
         self.env = {
             **env,
             "SOR_HANDLER": settings.handler or "",

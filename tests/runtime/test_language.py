@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -111,7 +112,7 @@ def test_runtime_command_per_language() -> None:
     py = runtime_command(RuntimeSettings(language="python", handler="h.f"))
     assert py[0] == sys.executable and py[1].endswith("runtimes/python/sor_runtime.py")
     node = runtime_command(RuntimeSettings(language="node", handler="h.f"))
-    assert node[0] == "node" and node[1].endswith("runtimes/node/sor_runtime.js")
+    assert node[0] == shutil.which("node") and node[1].endswith("runtimes/node/sor_runtime.js")
     custom = runtime_command(RuntimeSettings(language="python", handler="h.f", command=("py3",)))
     assert custom[0] == "py3"
     assert runtime_command(RuntimeSettings(language="exec", command=("./rt", "-v"))) == [
