@@ -242,13 +242,15 @@ class Invoker:
         self, event: Any, run: Callable[[Any], Any], request_id: str, soft: float
     ) -> Any:
         # Only the cloudevent signature pays for the mapping.
-        from sor.events.batch import answer, to_batch
+        from sor.events.batch import answer, stops_here, to_batch
         from sor.events.model import Outcome
 
         settings = self.config.cloudevents
         batch = to_batch(event, settings, request_id=request_id)
-        outcomes = []
+        outcomes: list[Outcome] = []
         for i, record in enumerate(batch.records):
+            if stops_here(batch, outcomes):
+                break  # SQS FIFO: nothing runs after a failure; answer() reports the rest
             if batch.partial and time.monotonic() >= soft:
                 # Past the graceful-timeout point: running the rest would only restart the
                 # runtime for each record. They are reported as failed, so Lambda retries them.

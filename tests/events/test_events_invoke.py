@@ -1,0 +1,81 @@
+"""CloudEvents through the real runtime loop: ``sor local invoke`` on a function folder.
+
+Each test runs sor as a real process (supervisor, runtime loop, embedded emulator, the Python
+adapter) and looks at what Lambda would get: the payload, the exit status, and what ran.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from support.runtime_matrix import local_invoke, write_files
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "events"
+CE_FUNCTION = "version: 1\nruntime: {handler: app.handler, signature: cloudevent}\n"
+# Notes each message it handles; fails the ones whose body says so.
+FIFO_HANDLER = """\
+def handler(cloud_event, context):
+    with open('ran.log', 'a') as log:
+        log.write(cloud_event.get_id() + '\\n')
+    if cloud_event.get_data() == 'fail':
+        raise ValueError('cannot handle ' + cloud_event.get_id())
+"""
+
+
+def sample(name: str) -> dict[str, Any]:
+    return json.loads((DATA / name).read_text())["event"]  # type: ignore[no-any-return]
+
+
+def fifo_batch(bodies: list[str]) -> dict[str, Any]:
+    """AWS's documented FIFO queue event with one message per body, in one message group."""
+    event = sample("sqs_fifo.json")
+    template = event["Records"][0]
+    event["Records"] = []
+    for i, body in enumerate(bodies):
+        record = copy.deepcopy(template)
+        record["messageId"] = f"m{i}"
+        record["body"] = body
+        event["Records"].append(record)
+    return event
+
+
+def test_fifo_partial_batch_stops_at_the_first_failure_and_reports_the_rest(
+    tmp_path: Path,
+) -> None:
+    # AWS, with-sqs.html: "If you're using this feature with a FIFO queue, your function should
+    # stop processing messages after the first failure and return all failed and unprocessed
+    # messages in batchItemFailures. This helps preserve the ordering of messages in your queue."
+    root = write_files(
+        tmp_path / "fn",
+        {
+            "sor.yml": CE_FUNCTION + "cloudevents: {partial_batch_response: true}\n",
+            "app.py": FIFO_HANDLER,
+        },
+    )
+    code, out, err = local_invoke(root, fifo_batch(["ok", "ok", "fail", "ok", "ok"]))
+    assert code == 0, err
+    assert json.loads(out) == {
+        "batchItemFailures": [{"itemIdentifier": f"m{i}"} for i in (2, 3, 4)]
+    }
+    assert (root / "ran.log").read_text().split() == ["m0", "m1", "m2"], "ran past the failure"
+
+
+def test_standard_queue_partial_batch_still_runs_every_message(tmp_path: Path) -> None:
+    root = write_files(
+        tmp_path / "fn",
+        {
+            "sor.yml": CE_FUNCTION + "cloudevents: {partial_batch_response: true}\n",
+            "app.py": FIFO_HANDLER,
+        },
+    )
+    event = fifo_batch(["ok", "fail", "ok"])
+    for record in event["Records"]:
+        record["eventSourceARN"] = "arn:aws:sqs:us-east-2:123456789012:my-queue"
+        del record["attributes"]["MessageGroupId"]
+    code, out, err = local_invoke(root, event)
+    assert code == 0, err
+    assert json.loads(out) == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert (root / "ran.log").read_text().split() == ["m0", "m1", "m2"]
