@@ -22,6 +22,7 @@ from sor.events.fields import (
     new_id,
     payload_fields,
 )
+from sor.events.headers import attribute_value
 from sor.events.model import SPECVERSION, Record, validate_cloudevent
 
 HTTP_TYPE = "com.amazonaws.lambda.http.request"
@@ -72,10 +73,13 @@ def _media(content_type: str | None) -> str:
 
 
 def http_records(event: dict[str, Any], request_id: str | None) -> tuple[str, tuple[Record, ...]]:
-    """The source kind ("http" or "sns") and the records of an HTTP request event."""
+    """The source kind ("http" or "sns") and the records of an HTTP request event.
+
+    The content mode is told by Content-Type first (binding 3: "prefixed with
+    application/cloudevents-batch" is batched, "application/cloudevents" structured, anything
+    else binary), so a structured event that also carries ``ce-`` headers (3.2.3) is structured.
+    """
     headers = _headers(event)
-    if "ce-specversion" in headers:
-        return "http", (Record(None, _binary(headers, event)),)
     media = _media(headers.get("content-type"))
     if media == STRUCTURED:
         ce = _json_body(event, "HTTP structured-mode CloudEvent")
@@ -88,6 +92,10 @@ def http_records(event: dict[str, Any], request_id: str | None) -> tuple[str, tu
         for i, ce in enumerate(batch):
             validate_cloudevent(ce, f"HTTP batched CloudEvents: [{i}]")
         return "http", tuple(Record(None, ce) for ce in batch)
+    if "ce-specversion" in headers:
+        # An event format sor cannot read (application/cloudevents+avro) is also taken as binary,
+        # as binding 3 allows.
+        return "http", (Record(None, _binary(headers, event)),)
     if "x-amz-sns-message-type" in headers:
         return "sns", (Record(None, _sns_http(headers, event)),)
     return "http", (Record(None, _request_event(event, request_id)),)
@@ -102,17 +110,30 @@ def _json_body(event: dict[str, Any], where: str) -> Any:
 
 
 def _binary(headers: dict[str, str], event: dict[str, Any]) -> dict[str, Any]:
-    """A binary-mode CloudEvent: attributes from ``ce-`` headers, data from the body."""
-    from urllib.parse import unquote
+    """A binary-mode CloudEvent: attributes from ``ce-`` headers, data from the body.
 
+    Header values are unquoted and percent-decoded (binding 3.1.3.2, sor.events.headers).
+    Content-Type is ``datacontenttype`` (3.1.1); without one nothing is inferred: the body is
+    opaque bytes, ``data_base64`` with no ``datacontenttype`` (JSON format 3.1.1 and its last
+    example). A ``ce-datacontenttype`` header, which 3.1.1 forbids, is ignored.
+    """
+    where = "HTTP binary-mode CloudEvent"
     ce: dict[str, Any] = {}
     for name, value in headers.items():
-        if name.startswith("ce-") and len(name) > 3:
-            ce[name[3:]] = unquote(value)
-    ce.pop("datacontenttype", None)  # the binding carries it in Content-Type only
+        if not name.startswith("ce-") or len(name) == 3 or name == "ce-datacontenttype":
+            continue
+        attribute = name[3:]
+        if attribute == "data":
+            reason = "'data' is no attribute: in binary mode the body is the data (3.1.2)"
+            raise EventMappingError(f"{where}: {reason}", attribute="data", reason=reason)
+        ce[attribute] = attribute_value(value, attribute, where)
     raw, b64 = _body(event)
-    ce.update(payload_fields(raw, b64, headers.get("content-type")))
-    validate_cloudevent(ce, "HTTP binary-mode CloudEvent")
+    content_type = headers.get("content-type") or None
+    if content_type is not None:
+        ce.update(payload_fields(raw, b64, content_type))
+    elif raw:
+        ce["data_base64"] = b64 or base64.b64encode(raw).decode("ascii")
+    validate_cloudevent(ce, where)
     return ce
 
 
