@@ -249,7 +249,7 @@ PAIRS: list[tuple[str, dict[str, Any], dict[str, str], bytes]] = [
         "json string, no datacontenttype",
         {**SPEC, "subject": None, "id": "D234-1234-1234", **EXT, "data": "I'm just a string"},
         {**SPEC_HEADERS, "ce-id": "D234-1234-1234", "content-type": "application/json"},
-        b"\"I'm just a string\"",
+        b'"I\'m just a string"',
     ),
     (
         "base64, no datacontenttype",
