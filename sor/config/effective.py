@@ -308,6 +308,7 @@ def build(
     middlewares = b.middlewares(timeouts.middleware)
     cloudevents = CloudEventsSettings(
         partial_batch_response=b.value(("cloudevents", "partial_batch_response"), False),
+        malformed=b.value(("cloudevents", "malformed"), CloudEventsSettings.malformed),
         mappings=tuple(b.value(("cloudevents", "mappings"), [])),
     )
     debug = DebugSettings(

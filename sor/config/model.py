@@ -14,6 +14,7 @@ Language = Literal["python", "node", "exec"]
 Signature = Literal["event", "cloudevent"]
 Mode = Literal["exec", "persistent"]
 OnError = Literal["fail", "continue"]
+Malformed = Literal["respond", "fail"]
 Hook = Literal["before", "after", "error"]
 HOOKS: tuple[Hook, ...] = ("before", "after", "error")
 
@@ -64,6 +65,8 @@ class Timeouts:
 @dataclass(frozen=True)
 class CloudEventsSettings:
     partial_batch_response: bool = False
+    # A malformed CloudEvent from an HTTP trigger: answer the caller 400, or fail the invocation.
+    malformed: Malformed = "respond"
     # Declarative mappings as validated JSON-like data; sor's CloudEvents module compiles them.
     mappings: tuple[dict[str, Any], ...] = ()
 

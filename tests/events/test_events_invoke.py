@@ -79,3 +79,57 @@ def test_standard_queue_partial_batch_still_runs_every_message(tmp_path: Path) -
     assert code == 0, err
     assert json.loads(out) == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
     assert (root / "ran.log").read_text().split() == ["m0", "m1", "m2"]
+
+
+def bad_request() -> dict[str, Any]:
+    """AWS's documented function URL event carrying a binary-mode CloudEvent with a bad time."""
+    event = sample("function_url.json")
+    event["headers"] = {
+        "ce-specversion": "1.0",
+        "ce-id": "1",
+        "ce-source": "/s",
+        "ce-type": "t",
+        "ce-time": "yesterday",
+    }
+    event.update(body="", isBase64Encoded=False)
+    return event
+
+
+HTTP_HANDLER = "def handler(cloud_event, context):\n    open('handler.ran', 'w').close()\n"
+
+
+def test_a_malformed_http_cloudevent_answers_400_and_is_logged(tmp_path: Path) -> None:
+    root = write_files(tmp_path / "fn", {"sor.yml": CE_FUNCTION, "app.py": HTTP_HANDLER})
+    code, out, err = local_invoke(root, bad_request())
+    assert code == 0, err  # the invocation succeeded: its answer is the 400
+    response = json.loads(out)
+    assert response["statusCode"] == 400, response
+    assert response["headers"]["content-type"] == "application/problem+json"
+    problem = json.loads(response["body"])
+    assert problem["attribute"] == "time"
+    assert problem["reason"] == "attribute 'time' is not RFC 3339: 'yesterday'"
+    assert any("answered HTTP 400" in line and "'time'" in line for line in err), err
+    assert not (root / "handler.ran").exists()
+
+
+def test_malformed_fail_restores_the_failed_invocation(tmp_path: Path) -> None:
+    root = write_files(
+        tmp_path / "fn",
+        {"sor.yml": CE_FUNCTION + "cloudevents: {malformed: fail}\n", "app.py": HTTP_HANDLER},
+    )
+    code, out, err = local_invoke(root, bad_request())
+    assert code == 1, (code, out, err)
+    error = json.loads(out)
+    assert error["errorType"] == "Sor.EventMappingError", error
+    assert "'time' is not RFC 3339" in error["errorMessage"]
+    assert not (root / "handler.ran").exists()
+
+
+def test_an_unknown_malformed_setting_is_a_config_error(tmp_path: Path) -> None:
+    root = write_files(
+        tmp_path / "fn",
+        {"sor.yml": CE_FUNCTION + "cloudevents: {malformed: ignore}\n", "app.py": HTTP_HANDLER},
+    )
+    code, out, err = local_invoke(root, bad_request())
+    assert code == 2, (code, out, err)
+    assert any("cloudevents.malformed" in line for line in err), err
