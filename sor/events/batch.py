@@ -10,7 +10,7 @@ from sor.config.model import CloudEventsSettings
 from sor.errors import FunctionError
 from sor.events import builtin
 from sor.events.fields import new_id
-from sor.events.http import http_records, is_http, to_http_response
+from sor.events.http import http_records, is_http, multi_value_headers, to_http_response
 from sor.events.model import (
     Batch,
     Outcome,
@@ -32,16 +32,17 @@ def to_batch(event: Any, settings: CloudEventsSettings, *, request_id: str | Non
     ``request_id`` (the Lambda request id; a random UUID when not given). Raises
     EventMappingError naming the field when a recognised event is malformed.
     """
-    fifo = is_fifo(event)
+    fifo, multi = is_fifo(event), multi_value_headers(event)
     for mapping in _declared(settings):
         if mapping.matches(event):
             records = mapping.apply(event)
             partial = settings.partial_batch_response and mapping.item_id is not None
             http = isinstance(event, dict) and is_http(event)
-            return _checked(Batch(mapping.kind, records, http=http, partial=partial, fifo=fifo))
+            batch = Batch(mapping.kind, records, http, partial, fifo, multi)
+            return _checked(batch)
     kind, records, http = _builtin(event, request_id)
     partial = settings.partial_batch_response and kind in builtin.PARTIAL_SOURCES
-    return _checked(Batch(kind, records, http=http, partial=partial, fifo=fifo))
+    return _checked(Batch(kind, records, http, partial, fifo, multi))
 
 
 def is_fifo(event: Any) -> bool:
@@ -150,4 +151,4 @@ def result(batch: Batch, value: Any) -> Any:
         return value
     validate_cloudevent(value, "the handler's CloudEvent result")
     value = without_nulls(value)
-    return to_http_response(value) if batch.http else value
+    return to_http_response(value, batch.multi_value) if batch.http else value

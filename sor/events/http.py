@@ -26,6 +26,7 @@ from sor.events.headers import attribute_value
 from sor.events.model import SPECVERSION, Record, validate_cloudevent
 
 HTTP_TYPE = "com.amazonaws.lambda.http.request"
+HTTP_SOURCE = "urn:sor:http"  # a request that names no domain, API or target group
 STRUCTURED = "application/cloudevents+json"
 STRUCTURED_BATCH = "application/cloudevents-batch+json"
 # HTTP binding 3.1.3.2: printable ASCII except space, double quote and percent go as they are.
@@ -33,11 +34,33 @@ _HEADER_SAFE = "".join(c for c in map(chr, range(0x21, 0x7F)) if c not in ' "%')
 
 
 def is_http(event: dict[str, Any]) -> bool:
-    """True for API Gateway REST (payload 1.0), HTTP API (2.0) and function URL events."""
+    """True for API Gateway REST (payload 1.0), HTTP API (2.0), function URL and ALB events."""
     ctx = event.get("requestContext")
     if not isinstance(ctx, dict):
         return False
     return "httpMethod" in event or (event.get("version") == "2.0" and "http" in ctx)
+
+
+def multi_value_headers(event: Any) -> bool:
+    """True for an ALB target group with multi-value headers on: its event has
+    ``multiValueHeaders`` and no ``headers``, and its answer must use ``multiValueHeaders``."""
+    if not isinstance(event, dict):
+        return False
+    ctx = event.get("requestContext")
+    return (
+        isinstance(ctx, dict)
+        and "elb" in ctx
+        and isinstance(event.get("multiValueHeaders"), dict)
+        and not event.get("headers")
+    )
+
+
+def for_trigger(response: dict[str, Any], multi_value: bool) -> dict[str, Any]:
+    """``response`` with its headers as the trigger wants them (see ``multi_value_headers``)."""
+    if multi_value and "headers" in response:
+        headers = response.pop("headers")
+        response["multiValueHeaders"] = {name: [value] for name, value in headers.items()}
+    return response
 
 
 def _headers(event: dict[str, Any]) -> dict[str, str]:
@@ -176,13 +199,16 @@ def _request_event(event: dict[str, Any], request_id: str | None) -> dict[str, A
         http = {}
     method = http.get("method") or event.get("httpMethod") or ctx.get("httpMethod")
     path = event.get("rawPath") or event.get("path") or http.get("path")
-    domain, api = ctx.get("domainName"), ctx.get("apiId")
+    domain, api, elb = ctx.get("domainName"), ctx.get("apiId"), ctx.get("elb")
+    target_group = elb.get("targetGroupArn") if isinstance(elb, dict) else None
     if isinstance(domain, str) and domain:
         source = f"https://{domain.strip()}"
     elif isinstance(api, str) and api:
         source = f"urn:aws:apigateway:{api}"
+    elif isinstance(target_group, str) and target_group:
+        source = target_group  # an ALB: the target group that invoked the function
     else:
-        source = "urn:sor:http"
+        source = HTTP_SOURCE
     rid = ctx.get("requestId")
     ce: dict[str, Any] = {
         "specversion": SPECVERSION,
@@ -202,8 +228,13 @@ def _request_event(event: dict[str, Any], request_id: str | None) -> dict[str, A
     return ce
 
 
-def to_http_response(ce: dict[str, Any]) -> dict[str, Any]:
-    """A CloudEvent as a binary-mode HTTP response in the API Gateway / function URL format."""
+def to_http_response(ce: dict[str, Any], multi_value: bool = False) -> dict[str, Any]:
+    """A CloudEvent as a binary-mode HTTP response in the API Gateway / function URL / ALB
+    format (``multi_value``: an ALB with multi-value headers, see ``multi_value_headers``)."""
+    return for_trigger(_binary_response(ce), multi_value)
+
+
+def _binary_response(ce: dict[str, Any]) -> dict[str, Any]:
     from urllib.parse import quote
 
     headers: dict[str, str] = {}

@@ -65,6 +65,7 @@ class Batch:
     http: bool = False
     partial: bool = False
     fifo: bool = False
+    multi_value: bool = False  # an ALB with multi-value headers: answers use multiValueHeaders
 
 
 @dataclass(frozen=True)

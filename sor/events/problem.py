@@ -14,7 +14,7 @@ from typing import Any
 
 from sor.config.model import CloudEventsSettings
 from sor.errors import EventMappingError
-from sor.events.http import is_http
+from sor.events.http import for_trigger, is_http, multi_value_headers
 
 PROBLEM_TYPE = "application/problem+json"
 TITLE = "Malformed CloudEvent"
@@ -34,9 +34,10 @@ def malformed_response(
         "attribute": error.attribute,
         "reason": error.reason,
     }
-    return {
+    response = {
         "statusCode": 400,
         "headers": {"content-type": PROBLEM_TYPE},
         "body": json.dumps(problem, ensure_ascii=False),
         "isBase64Encoded": False,
     }
+    return for_trigger(response, multi_value_headers(event))
