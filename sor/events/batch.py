@@ -89,12 +89,15 @@ def _builtin(event: Any, request_id: str | None) -> tuple[str, tuple[Record, ...
 
 def _checked(batch: Batch) -> Batch:
     """``batch`` with every CloudEvent validated and its null (unset) attributes dropped."""
-    records = []
+    records, changed = [], False
     for i, record in enumerate(batch.records):
         validate_cloudevent(record.event, f"{batch.source_kind} CloudEvent [{i}]")
         event = without_nulls(record.event)
-        records.append(record if event is record.event else Record(record.item_id, event))
-    return replace(batch, records=tuple(records))
+        if event is not record.event:
+            record, changed = Record(record.item_id, event), True
+        records.append(record)
+    # Rebuilt only when a null was dropped: this runs for every event.
+    return replace(batch, records=tuple(records)) if changed else batch
 
 
 def answer(

@@ -106,7 +106,7 @@ def without_nulls(ce: dict[str, Any]) -> dict[str, Any]:
 
     ``data: null`` stays: it is an explicit null payload, distinct from no data (3.1.1).
     """
-    if all(value is not None or name == "data" for name, value in ce.items()):
+    if None not in ce.values():  # the common case, checked at C speed
         return ce
     return {name: value for name, value in ce.items() if value is not None or name == "data"}
 
