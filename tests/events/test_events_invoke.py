@@ -133,3 +133,26 @@ def test_an_unknown_malformed_setting_is_a_config_error(tmp_path: Path) -> None:
     code, out, err = local_invoke(root, bad_request())
     assert code == 2, (code, out, err)
     assert any("cloudevents.malformed" in line for line in err), err
+
+
+def sor_config(root: Path) -> list[str]:
+    """``sor config ROOT`` run as a real process: its output lines."""
+    import sys
+
+    from sor.process.exchange import run
+
+    argv = [sys.executable, "-m", "sor", "config", str(root)]
+    layer = root.parent / "no-layer"  # no layer file
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(root.parent), "SOR_LAYER_DIR": str(layer)}
+    done = run(argv, env=env, input=b"", timeout=30, max_output=1 << 20)
+    assert done.returncode == 0, done.stderr_tail
+    return done.stdout.decode().splitlines()
+
+
+def test_sor_config_shows_the_malformed_setting_and_its_origin(tmp_path: Path) -> None:
+    root = write_files(tmp_path / "fn", {"sor.yml": CE_FUNCTION})
+    (line,) = [t for t in sor_config(root) if t.strip().startswith("malformed:")]
+    assert "malformed: respond" in line and "# default" in line, line
+    (root / "sor.yml").write_text(CE_FUNCTION + "cloudevents: {malformed: fail}\n")
+    (line,) = [t for t in sor_config(root) if t.strip().startswith("malformed:")]
+    assert "malformed: fail" in line and "sor.yml:3:" in line, line
