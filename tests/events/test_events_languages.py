@@ -193,3 +193,24 @@ def test_binary_data_reaches_python_as_bytes_and_node_as_base64(
     py = seen(adapters["python"], event, "bytes-py")
     js = seen(adapters["node"], event, "bytes-js")
     assert py["data"] == js["data"] == {"base64": base64.b64encode(raw).decode()}
+
+
+@needs_node
+@pytest.mark.parametrize(
+    ("time", "python"),
+    [
+        ("2018-04-05T17:31:00Z", "2018-04-05T17:31:00+00:00"),
+        ("1985-04-12t23:20:50.52z", "1985-04-12T23:20:50.520000+00:00"),  # RFC 3339 5.6
+        ("1937-01-01T12:00:27.87+00:20", "1937-01-01T12:00:27.870000+00:20"),
+        # RFC 3339 5.7's leap second: a datetime holds no :60, so the instant just before it
+        ("1990-12-31T23:59:60Z", "1990-12-31T23:59:59.999999+00:00"),
+    ],
+)
+def test_every_rfc3339_time_sor_accepts_reaches_python_as_a_datetime(
+    adapters: dict[str, Adapter], time: str, python: str
+) -> None:
+    event = {"specversion": "1.0", "id": "t-1", "source": "/s", "type": "t", "time": time}
+    to_batch(event, CloudEventsSettings())  # sor accepts it
+    py = seen(adapters["python"], event, f"time-{time}")
+    assert py["attributes"]["time"] == python
+    assert seen(adapters["node"], event, f"time-js-{time}")["attributes"]["time"] == time

@@ -29,19 +29,34 @@ class CloudEvent(_SdkCloudEvent):
 
 
 def to_cloudevent(structured):
-    from dateutil.parser import isoparse  # the SDK's own timestamp parser (its dependency)
-
     attributes = {
         name: value
         for name, value in structured.items()
         if value is not None and name not in ("data", "data_base64")
     }
     if "time" in attributes:
-        attributes["time"] = isoparse(attributes["time"])
+        attributes["time"] = _timestamp(attributes["time"])
     data = structured.get("data")
     if data is None and structured.get("data_base64") is not None:
         data = base64.b64decode(structured["data_base64"])
     return CloudEvent(attributes, data)
+
+
+def _timestamp(text):
+    """An RFC 3339 time as the SDK's JSON format reads it (a datetime, to the microsecond)."""
+    from dateutil.parser import isoparse  # the SDK's own timestamp parser (its dependency)
+
+    try:
+        return isoparse(text)
+    except ValueError:
+        import re
+
+        # RFC 3339 allows a leap second (:60); a datetime cannot hold one: the last instant
+        # before it is the nearest it can say.
+        leap = re.sub(r"^(.{17})60(?:\.\d+)?", r"\g<1>59.999999", text)
+        if leap == text:
+            raise
+        return isoparse(leap)
 
 
 def from_cloudevent(event):
