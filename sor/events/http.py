@@ -153,7 +153,10 @@ def _binary(headers: dict[str, str], event: dict[str, Any]) -> dict[str, Any]:
     raw, b64 = _body(event)
     content_type = headers.get("content-type") or None
     if content_type is not None:
-        ce.update(payload_fields(raw, b64, content_type))
+        try:
+            ce.update(payload_fields(raw, b64, content_type))
+        except EventMappingError as exc:  # the body does not parse as its Content-Type says
+            raise EventMappingError(f"{where}: {exc.message}", attribute="data") from None
     elif raw:
         ce["data_base64"] = b64 or base64.b64encode(raw).decode("ascii")
     validate_cloudevent(ce, where)

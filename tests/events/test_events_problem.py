@@ -55,6 +55,12 @@ def problem_of(event: Any, settings: CloudEventsSettings = RESPOND) -> dict[str,
             "extension name 'Bad' must be 1-20 lowercase letters or digits",
         ),
         ({"content-type": "application/cloudevents+json"}, "{oops", None, "body is not valid"),
+        (
+            {**CE, "content-type": "application/json"},
+            "{oops",
+            "data",
+            "not valid JSON although its content type is application/json",
+        ),
     ],
 )
 @pytest.mark.parametrize(
