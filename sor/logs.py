@@ -12,6 +12,17 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+# C0 controls but tab (the text format's own separator, and Lambda's REPORT lines use it), DEL, C1
+# controls and the Unicode line separators: any of them could end or rewrite a line in a viewer.
+_CONTROLS = [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]
+_ESCAPES = {code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" for code in _CONTROLS}
+_ESCAPES.update({0x0A: "\\n", 0x0D: "\\r"})
+
+
+def escape(text: object) -> str:
+    """``text`` as one line: control characters written as escapes (no log injection)."""
+    return str(text).translate(_ESCAPES)
+
 
 def _timestamp() -> str:
     now = time.time()
@@ -42,8 +53,10 @@ class Log:
             record.update(fields)
             line = json.dumps(record, default=str)
         else:
-            extra = "".join(f" {k}={v}" for k, v in fields.items())
-            line = f"[{level.upper()}]\t{_timestamp()}\t{request_id}\t{message}{extra}"
+            extra = "".join(f" {escape(k)}={escape(v)}" for k, v in fields.items())
+            line = (
+                f"[{level.upper()}]\t{_timestamp()}\t{escape(request_id)}\t{escape(message)}{extra}"
+            )
         with self._lock:
             self.stream.write(line + "\n")
             self.stream.flush()
@@ -63,7 +76,7 @@ class Log:
             self.write("INFO", line, source=source)
         else:
             with self._lock:
-                self.stream.write(f"[{source}] {line}\n")
+                self.stream.write(f"[{escape(source)}] {escape(line)}\n")
                 self.stream.flush()
 
     def raw(self, line: str) -> None:

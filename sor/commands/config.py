@@ -72,6 +72,8 @@ def render(loaded: Loaded) -> str:
             row(f"      {hook}: {_duration(m.timeouts.of(hook))}", (*at, "timeout", hook))
         row(f"    on_error: {m.on_error}", (*at, "on_error"))
         row(f"    hooks: [{', '.join(m.hooks)}]", (*at, "hooks"))
+        env = "inherit" if m.env is None else json.dumps(list(m.env))
+        row(f"    env: {env}", (*at, "env"))
     row("timeouts:")
     row(f"  grace: {_duration(config.timeouts.grace)}", ("timeouts", "grace"))
     row(f"  middleware: {_duration(config.timeouts.middleware)}", ("timeouts", "middleware"))

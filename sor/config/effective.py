@@ -220,6 +220,9 @@ class _Builder:
             settings[key] = self.value(_p(at, key), default, _p(into, key)) if path else default
             if path is None:
                 self.origins[_p(into, key)] = self.default
+        visible = self.value(_p(at, "env"), "inherit", _p(into, "env")) if path else "inherit"
+        if path is None:
+            self.origins[_p(into, "env")] = self.default
         if resolved is None:
             return None
         return Middleware(
@@ -229,6 +232,7 @@ class _Builder:
             timeouts=HookTimeouts(**timeouts),
             on_error=settings["on_error"],
             hooks=tuple(settings["hooks"]),
+            env=None if visible == "inherit" else tuple(visible),
         )
 
     def resolve(

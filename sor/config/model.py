@@ -47,6 +47,12 @@ class Middleware:
     timeouts: HookTimeouts = field(default_factory=HookTimeouts)
     on_error: OnError = "fail"
     hooks: tuple[Hook, ...] = HOOKS
+    # The function variables it may see besides SOR_* and ALWAYS_VISIBLE; None: all of them.
+    env: tuple[str, ...] | None = None
+
+
+# What any executable needs to start (none of it is a secret): every middleware sees these.
+ALWAYS_VISIBLE = ("PATH", "LD_LIBRARY_PATH", "LANG", "TZ")
 
 
 @dataclass(frozen=True)

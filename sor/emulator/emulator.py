@@ -32,7 +32,7 @@ from sor.emulator.answers import (
 )
 from sor.emulator.sandbox import Sandbox
 from sor.errors import UsageError
-from sor.http.server import RequestHandler
+from sor.http.server import LISTEN_BACKLOG, RequestHandler
 from sor.limits import MAX_PAYLOAD
 from sor.logs import Log
 
@@ -72,6 +72,7 @@ def lambda_environment(
 
 class _RuntimeApiServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, sandbox: Sandbox, arn: str) -> None:
         super().__init__(("127.0.0.1", 0), _RuntimeApiHandler)
@@ -236,6 +237,7 @@ class Emulator:
 
 class _InvokeServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, emulator: Emulator, host: str, port: int) -> None:
         super().__init__((host, port), _InvokeHandler)

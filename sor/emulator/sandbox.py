@@ -21,7 +21,7 @@ from sor.emulator import answers
 from sor.emulator.answers import InvokeResult
 from sor.limits import MAX_PAYLOAD
 from sor.logs import Log
-from sor.process import tree
+from sor.process import reaper, tree
 from sor.process.spawn import Child
 from sor.process.supervised import Retired, Supervised
 
@@ -91,6 +91,7 @@ class Sandbox:
 
     def _spawn(self) -> _Bootstrap:
         """Start a new bootstrap; the caller holds ``_cv``."""
+        reaper.become_subreaper()  # orphans of the bootstrap come to us, to be found and reaped
         proc = Supervised(  # its stdout and stderr are the function's logs, as Lambda shows them
             self.argv,
             env={**self.env, "PWD": self.cwd},

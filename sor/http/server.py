@@ -12,6 +12,9 @@ import re
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
 
+# Callers beyond what runs wait in the kernel's listen queue until accepted: socketserver's
+# default of 5 drops (or resets) the rest of a burst; the kernel caps this at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
 _CHUNK = 1 << 16
 _MAX_DRAIN = 64 << 20  # an oversized body up to this is read and dropped, a larger one hung up on
 _DIGITS = re.compile(r"[0-9]{1,18}")

@@ -18,6 +18,7 @@ from sor.middleware.hook import (
     failure,
     hook_env,
     timeout_error,
+    visible_env,
 )
 from sor.payload import decode, encode
 from sor.process import exchange
@@ -29,7 +30,7 @@ class ExecHooks:
     def __init__(self, mw: Middleware, *, log: Log, env: Mapping[str, str]) -> None:
         self.mw = mw
         self.log = log
-        self.env = dict(env)
+        self.env = visible_env(env, mw.env)  # middlewares[].env
 
     def start(self) -> None:
         """Nothing to start: every call is its own process."""

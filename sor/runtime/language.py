@@ -195,14 +195,15 @@ class LanguageRuntime:
                 self.log.warning(f"restarting the {self.name}", request_id)
             self.start(deadline)
         assert self._proc is not None
-        line = protocol.invoke_line(request_id, event, context, debug)
+        seal = os.urandom(16).hex()  # the answer must echo it: see PROTOCOL.md, "The seal"
+        line = protocol.invoke_line(request_id, event, context, debug, seal)
         try:
             if not self._proc.write(line, deadline):
                 raise self._died("while receiving the event")
             while True:
                 try:
                     answer = protocol.read_answer(
-                        self._readline(deadline, "running the handler"), request_id
+                        self._readline(deadline, "running the handler"), request_id, seal
                     )
                 except ValueError:  # over MAX_MESSAGE, skipped up to its newline
                     # Lambda answers this and keeps the runtime warm: the process is healthy,
@@ -211,7 +212,9 @@ class LanguageRuntime:
                 except protocol.Broken as exc:
                     raise self._broken(str(exc)) from None
                 if answer is None:
-                    self.log.warning(f"{self.name}: ignored an answer for another request")
+                    self.log.warning(
+                        f"{self.name}: ignored an answer without this request's id and seal"
+                    )
                     continue
                 if isinstance(answer, protocol.Error):
                     raise self._function_error(answer.error, answer.xray)

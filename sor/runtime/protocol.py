@@ -28,9 +28,14 @@ class Error:
 
 
 def invoke_line(
-    request_id: str, event: Any, context: Mapping[str, Any], debug: Mapping[str, Any] | None
+    request_id: str,
+    event: Any,
+    context: Mapping[str, Any],
+    debug: Mapping[str, Any] | None,
+    seal: str,
 ) -> bytes:
-    """One invoke message, members in the documented order (type, id, event, context, debug)."""
+    """One invoke message, members in the documented order (type, id, event, context, debug,
+    seal: last, so a tool-less adapter finds it at the end of the line)."""
     parts = [
         b'{"type":"invoke","id":',
         _text(request_id),
@@ -41,12 +46,13 @@ def invoke_line(
     ]
     if debug is not None:
         parts += [b',"debug":', encode(dict(debug))]
-    parts.append(b"}\n")
+    parts += [b',"seal":', _text(seal), b"}\n"]
     return b"".join(parts)
 
 
-def read_answer(line: bytes, request_id: str) -> RawJson | Error | None:
-    """The answer ``line`` gives to ``request_id``; None when it answers another request.
+def read_answer(line: bytes, request_id: str, seal: str) -> RawJson | Error | None:
+    """The answer ``line`` gives to ``request_id``; None when it answers another request or
+    lacks the invoke's ``seal`` (a line the handler forged: PROTOCOL.md, "The seal").
 
     Raises Broken for a line that is not a JSON object or whose type is neither result nor
     error. The result's bytes are taken from the line when it ends with them (as the shipped
@@ -58,11 +64,12 @@ def read_answer(line: bytes, request_id: str) -> RawJson | Error | None:
         raise Broken(f"wrote a line that is not JSON: {line[:80]!r}") from None
     if not isinstance(message, dict):
         raise Broken(f"wrote a message that is not an object: {line[:80]!r}")
-    if message.get("id") != request_id:
+    if message.get("id") != request_id or message.get("seal") != seal:
         return None
     kind = message.get("type")
     if kind == "result":
-        prefix = b'{"type":"result","id":' + _text(request_id) + b',"result":'
+        prefix = b'{"type":"result","id":' + _text(request_id) + b',"seal":' + _text(seal)
+        prefix += b',"result":'
         body = line.rstrip()
         if body.startswith(prefix) and body.endswith(b"}"):
             return RawJson(body[len(prefix) : -1])

@@ -163,8 +163,9 @@ MALFORMED = """\
 echo '{"type":"ready"}' >&4
 while read -r line <&3; do
   id=$(printf '%s' "$line" | sed 's/^{"type":"invoke","id":"\\([^"]*\\)".*/\\1/')
+  seal=$(printf '%s' "$line" | sed 's/.*"seal":"\\([0-9a-f]*\\)"}$/\\1/')
   bad='{"errorType":5,"errorMessage":"bad","stackTrace":"x"}'
-  printf '{"type":"error","id":"%s","error":%s}\\n' "$id" "$bad" >&4
+  printf '{"type":"error","id":"%s","seal":"%s","error":%s}\\n' "$id" "$seal" "$bad" >&4
 done
 """
 

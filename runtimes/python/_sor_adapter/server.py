@@ -83,7 +83,8 @@ class Server:
         error = {"errorMessage": message, "errorType": kind, "stackTrace": []}
         log_error(error)
         request_id = match.group(1).decode("utf-8", "replace")
-        self.send({"type": "error", "id": request_id, "error": error})
+        seal = _SEAL.search(line)
+        self.send(_answer("error", request_id, seal and seal.group(1).decode(), error))
         return True
 
     def _wait_for_load(self):
@@ -144,10 +145,11 @@ class Server:
             "stackTrace": [],
         }
         log_error(error)
-        return _encode({"type": "error", "id": request.get("id"), "error": error})
+        return _encode(_answer("error", request.get("id"), request.get("seal"), error))
 
     def invoke(self, request):
         request_id = request.get("id")
+        seal = request.pop("seal", None)  # never within the handler's reach (PROTOCOL.md)
         ctx = request.get("context") or {}
         LambdaLogging.request_id = request_id or ""
         LambdaLogging.install(self.env)
@@ -179,13 +181,13 @@ class Server:
 
                 result = from_cloudevent(result)
             try:
-                return _result_line(request_id, result, self.ascii_only)
+                return _result_line(request_id, seal, result, self.ascii_only)
             except (TypeError, ValueError, OverflowError, RecursionError) as e:
                 raise Fault("Runtime.MarshalError", f"Unable to marshal response: {e}") from None
         except Exception as exc:
             error = error_of(exc)
             log_error(error)
-            return _encode({"type": "error", "id": request_id, "error": error})
+            return _encode(_answer("error", request_id, seal, error))
 
     def _await(self, awaitable):
         import asyncio  # only async handlers pay for asyncio
@@ -199,17 +201,31 @@ class Server:
 
 # The id of an invoke, read from its first bytes when the rest cannot be parsed.
 _ID = re.compile(rb'\{"type":"invoke","id":"([^"\\]{1,200})"')
+# ... and its seal, from its last bytes (sor writes the seal last).
+_SEAL = re.compile(rb'"seal"\s*:\s*"([0-9a-f]{1,64})"\s*\}\s*$')
+
+
+def _answer(kind, request_id, seal, value):
+    """A result or error message; it carries the invoke's seal when there was one."""
+    message = {"type": kind, "id": request_id}
+    if seal is not None:
+        message["seal"] = seal
+    message[kind] = value
+    return message
 
 
 # Lambda's Python runtimes up to 3.11 (and every provided.* runtime) escape non-ASCII in JSON.
 _UNESCAPED_ENVS = frozenset(f"AWS_Lambda_python3.{minor}" for minor in range(12, 20))
 
 
-def _result_line(request_id, result, ascii_only):
+def _result_line(request_id, seal, result, ascii_only):
     """A result answer whose result is the response body as awslambdaric serialises it, last
     in the line: sor posts those bytes as they are (runtimes/PROTOCOL.md)."""
     body = json.dumps(result, ensure_ascii=ascii_only, default=_json_default)
-    head = b'{"type":"result","id":' + json.dumps(request_id).encode() + b',"result":'
+    head = b'{"type":"result","id":' + json.dumps(request_id).encode()
+    if seal is not None:
+        head += b',"seal":' + json.dumps(seal).encode()
+    head += b',"result":'
     return head + body.encode("utf-8", "surrogatepass") + b"}\n"
 
 
