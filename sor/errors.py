@@ -100,14 +100,19 @@ class EventMappingError(SorError):
 
 
 class FunctionError(SorError):
-    """An error reported by the handler (or its loader), carried as the ERROR object it gave."""
+    """An error reported by the handler (or its loader), carried as the ERROR object it gave.
+
+    ``xray``: the X-Ray error cause the language runtime sent with it, if any (posted as the
+    Lambda-Runtime-Function-XRay-Error-Cause header); an error that replaces this one has none.
+    """
 
     exit_code = 1
 
-    def __init__(self, error: dict[str, Any]) -> None:
+    def __init__(self, error: dict[str, Any], *, xray: Any = None) -> None:
         super().__init__(str(error.get("errorMessage", "")))
         self.error = error
         self.error_type = str(error.get("errorType", "Error"))
+        self.xray = xray if isinstance(xray, dict) else None
 
     def payload(self) -> dict[str, Any]:
         return dict(self.error)

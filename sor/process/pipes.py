@@ -27,7 +27,9 @@ _F_SETPIPE_SZ = 1031
 CHUNK = 1 << 20  # one write on a pipe
 READ_SIZE = 1 << 16  # one read: larger reads cost an mmap/munmap each (docs/performance.md)
 STDERR_TAIL_LINES = 20
-MAX_LOG_LINE = 8192
+MAX_TAIL_LINE = 8192  # characters of a line kept in the tail (error messages quote it)
+# A log record is one line (runtimes/PROTOCOL.md): cut only past CloudWatch's largest event.
+MAX_LOG_LINE = 256 * 1024
 
 
 def make_pipe() -> tuple[int, int]:
@@ -226,6 +228,6 @@ class LogPump(threading.Thread):
             os.close(self.fd)
 
     def _forward(self, line: str) -> None:
-        self.tail.append(line)
+        self.tail.append(line[:MAX_TAIL_LINE])
         with contextlib.suppress(Exception):  # a broken log must not stop the draining
             self.emit(line)

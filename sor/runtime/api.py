@@ -22,6 +22,8 @@ from sor.http.client import HttpConnection, Interrupted, ProtocolError
 
 API_VERSION = "2018-06-01"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+XRAY_CAUSE_HEADER = "Lambda-Runtime-Function-XRay-Error-Cause"
+MAX_XRAY_CAUSE = 1024 * 1024  # bytes: awslambdaric leaves a larger cause out
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # ~3 s in all before giving up
 _USER_AGENT = "sor"
 
@@ -113,10 +115,15 @@ class RuntimeApiClient:
         path = f"/invocation/{request_id}/response"
         return self._call("POST", path, body, {"Content-Type": "application/json"})[0]
 
-    def fail(self, request_id: str, error: Mapping[str, Any]) -> int:
-        """Post an invocation error as awslambdaric does; the HTTP status."""
+    def fail(
+        self, request_id: str, error: Mapping[str, Any], xray: Mapping[str, Any] | None = None
+    ) -> int:
+        """Post an invocation error as awslambdaric does (``xray``: its X-Ray cause); the status."""
         body = error_body(error, request_id)
         headers = {"Content-Type": "application/json", ERROR_TYPE_HEADER: _error_type(error)}
+        cause = xray_header(xray) if xray is not None else None
+        if cause is not None:
+            headers[XRAY_CAUSE_HEADER] = cause
         return self._call("POST", f"/invocation/{request_id}/error", body, headers)[0]
 
     def init_error(self, error: Mapping[str, Any]) -> int:
@@ -205,6 +212,17 @@ def error_body(error: Mapping[str, Any], request_id: str) -> bytes:
     }
     extra = {k: v for k, v in error.items() if k not in doc}
     return json.dumps({**doc, **extra}).encode()
+
+
+def xray_header(cause: Mapping[str, Any]) -> str | None:
+    """The X-Ray cause as its header's value (JSON as awslambdaric writes it, ASCII only, so
+    never a line break), or None when it would be MAX_XRAY_CAUSE bytes or more (or cannot be
+    encoded): the error is posted without it, as awslambdaric posts it."""
+    try:
+        value = json.dumps(cause)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return value if len(value) < MAX_XRAY_CAUSE else None
 
 
 def _error_type(error: Mapping[str, Any]) -> str:

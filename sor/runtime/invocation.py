@@ -159,7 +159,8 @@ class Invoker:
         try:
             body = self._response(inv, timings)
         except SorError as exc:
-            return self._answer_error(inv, exc.payload(), timings, began)
+            xray = exc.xray if isinstance(exc, FunctionError) else None
+            return self._answer_error(inv, exc.payload(), timings, began, xray)
         except Exception as exc:  # a bug of sor: still exactly one answer
             error = {
                 "errorType": "Sor.Error",
@@ -266,12 +267,17 @@ class Invoker:
         return answer(batch, outcomes, settings)
 
     def _answer_error(
-        self, inv: Invocation, error: dict[str, Any], timings: dict[str, float], began: float
+        self,
+        inv: Invocation,
+        error: dict[str, Any],
+        timings: dict[str, float],
+        began: float,
+        xray: dict[str, Any] | None = None,
     ) -> str:
         posted = time.monotonic()
         if len(error_body(error, inv.request_id)) > LAMBDA_MAX_RESPONSE:
-            error = dict(TOO_LARGE_ERROR)  # an error document is bounded as a response is
-        self.api.fail(inv.request_id, error)
+            error, xray = dict(TOO_LARGE_ERROR), None  # bounded as a response is
+        self.api.fail(inv.request_id, error, xray)
         self.answered = inv.request_id
         timings["post"] = time.monotonic() - posted
         outcome = str(error.get("errorType") or "error")

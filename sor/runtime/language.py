@@ -136,6 +136,7 @@ class LanguageRuntime:
                 self.argv,
                 env=self.env,
                 stderr=err_w,
+                stdout=err_w if self.log.framed else None,  # its records become frames
                 fds={3: req_r, 4: ans_w},
                 cwd=str(self.task_root),
             )
@@ -240,7 +241,7 @@ class LanguageRuntime:
                 if answer.get("type") == "result":
                     return answer.get("result")
                 if answer.get("type") == "error" and isinstance(answer.get("error"), dict):
-                    raise FunctionError(answer["error"])
+                    raise FunctionError(answer["error"], xray=answer.get("xray"))
                 raise self._broken(f"answered with type {answer.get('type')!r}")
         except TimeoutError:
             self.stop(graceful=False)

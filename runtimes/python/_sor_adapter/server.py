@@ -6,7 +6,7 @@ import re
 import sys
 
 from _sor_adapter.context import LambdaContext
-from _sor_adapter.errors import error_of
+from _sor_adapter.errors import error_of, failure_of, xray_cause
 from _sor_adapter.loading import Fault, load_handler
 from _sor_adapter.logs import LambdaLogging, Unbuffered, log_error
 
@@ -46,7 +46,7 @@ class Server:
             self.handler = load_handler(spec)
         except Exception as exc:
             error = error_of(exc)
-            log_error(error)
+            log_error(error, "", self.env)
             self.send({"type": "init_error", "error": error})
             return 1
         LambdaLogging.install(self.env)
@@ -80,9 +80,10 @@ class Server:
         else:
             kind, message = "Runtime.InvalidRequest", "the request is not an invoke message"
         error = {"errorMessage": message, "errorType": kind, "stackTrace": []}
-        log_error(error)
         request_id = match.group(1).decode("utf-8", "replace")
-        self.send({"type": "error", "id": request_id, "error": error})
+        log_error(error, request_id, self.env)
+        xray = xray_cause("LambdaValidationError", message, [])
+        self.send({"type": "error", "id": request_id, "error": error, "xray": xray})
         return True
 
     def _wait_for_load(self):
@@ -142,13 +143,14 @@ class Server:
             "errorMessage": f"the debugged invocation's process exited with {how} before answering",
             "stackTrace": [],
         }
-        log_error(error)
+        log_error(error, request.get("id"), self.env)
         return _encode({"type": "error", "id": request.get("id"), "error": error})
 
     def invoke(self, request):
         request_id = request.get("id")
         ctx = request.get("context") or {}
         LambdaLogging.request_id = request_id or ""
+        LambdaLogging.tenant_id = ctx.get("tenant_id")
         LambdaLogging.install(self.env)
         trace_id = ctx.get("trace_id")
         if trace_id != os.environ.get("_X_AMZN_TRACE_ID"):  # putenv only when it changes
@@ -182,9 +184,9 @@ class Server:
             except (TypeError, ValueError, OverflowError, RecursionError) as e:
                 raise Fault("Runtime.MarshalError", f"Unable to marshal response: {e}") from None
         except Exception as exc:
-            error = error_of(exc)
-            log_error(error)
-            return _encode({"type": "error", "id": request_id, "error": error})
+            error, xray = failure_of(exc)
+            log_error(error, request_id, self.env)
+            return _encode({"type": "error", "id": request_id, "error": error, "xray": xray})
 
     def _await(self, awaitable):
         import asyncio  # only async handlers pay for asyncio
