@@ -101,14 +101,25 @@ def line_level(line: str, *, json_format: bool) -> tuple[int, bool]:
             level = doc.get("level")
             return (LEVELS.get(level.upper(), 0) if isinstance(level, str) else 0), True
     if line.startswith("["):
-        end = line.find("]", 1, 10)
+        end = line.find("]", 1, 16)
         if end > 0 and line[end + 1 : end + 2] in ("\t", " "):
-            return LEVELS.get(line[1:end], 0), False
+            return _level_of_name(line[1:end]), False
         return 0, False
     parts = line.split("\t", 3)
     if len(parts) == 4 and parts[0][:2].isdigit() and parts[0].endswith("Z"):
         return LEVELS.get(parts[2], 0), False
     return 0, False
+
+
+def _level_of_name(name: str) -> int:
+    """A level name's bits; Python's ``Level 25`` (a custom level) rounds down, as awslambdaric
+    rounds it, to a multiple of ten."""
+    if name.startswith("Level ") and name[6:].isdigit():
+        return _PYTHON_LEVELS[min(50, int(name[6:])) // 10]
+    return LEVELS.get(name, 0)
+
+
+_PYTHON_LEVELS = (0, 2, 3, 4, 5, 6)  # logging's NOTSET, DEBUG, ... CRITICAL, by tens
 
 
 class FrameSink:
