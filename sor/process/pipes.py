@@ -216,6 +216,7 @@ class LogPump(threading.Thread):
         try:
             while True:
                 if any(fd == self._stop_r for fd, _ in poller.poll()):
+                    self._drain(lines)
                     break
                 data = os.read(self.fd, READ_SIZE)
                 if not data:
@@ -226,6 +227,22 @@ class LogPump(threading.Thread):
                 self._forward(line)
         finally:
             os.close(self.fd)
+
+    def _drain(self, lines: LogLines) -> None:
+        """Once told to stop: what the pipe already holds (a killed child's last lines), at
+        most one pipe's worth, so a grandchild that goes on writing cannot keep the thread."""
+        os.set_blocking(self.fd, False)
+        left = PIPE_SIZE
+        while left > 0:
+            try:
+                data = os.read(self.fd, min(READ_SIZE, left))
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            left -= len(data)
+            for line in lines.feed(data):
+                self._forward(line)
 
     def _forward(self, line: str) -> None:
         self.tail.append(line[:MAX_TAIL_LINE])
