@@ -56,6 +56,12 @@ HANDLERS = textwrap.dedent(
         except KeyError as e:
             raise ValueError("outer") from e
 
+    def unicode_error(event, context):
+        try:
+            inner()
+        except KeyError as e:
+            raise ValueError("outer é ☃") from e
+
     def huge(event, context):
         raise RuntimeError("x" * (1024 * 1024))
 
@@ -72,6 +78,8 @@ def line_of(code: str) -> int:
 
 
 BAD_LINE = line_of('raise ValueError("bad")')
+NESTED_LINE = line_of('raise ValueError("outer") from e')
+UNICODE_LINE = line_of('raise ValueError("outer é ☃") from e')
 
 
 SOR = [sys.executable, "-m", "sor", "run"]
@@ -221,18 +229,30 @@ def test_text_records_and_a_traceback_as_one_frame(root: Path) -> None:
     assert len(own) == 1 and own[0].type == 0xA55A000F  # sor's own line: an INFO text frame
 
 
-def test_an_unhandled_error_is_one_frame_as_awslambdaric_logs_it(root: Path) -> None:
-    for env in ({}, {"AWS_LAMBDA_LOG_FORMAT": "json"}):
-        ours = handler_frames(run(SOR, root, "handlers.nested", **env).frames)
-        theirs = handler_frames(run(RIC, root, "handlers.nested", **env).frames)
-        assert ours[-1][1] == theirs[-1][1]
-        assert ours[-1][0] == (0xA55A0016 if env else 0xA55A0017)
-    text = handler_frames(run(SOR, root, "handlers.nested").frames)[-1][1]
-    assert text.splitlines()[:3] == [
-        "[ERROR] ValueError: outer",
-        "Traceback (most recent call last):",
-        f'\u00a0\u00a0File "{root}/handlers.py", line {line_of("from e")}, in nested',
-    ]
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"AWS_LAMBDA_LOG_FORMAT": "json"},
+        {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12"},
+    ],
+)
+def test_an_unhandled_error_is_one_frame_as_awslambdaric_logs_it(
+    root: Path, env: dict[str, str]
+) -> None:
+    ours = handler_frames(run(SOR, root, "handlers.unicode_error", **env).frames)
+    theirs = handler_frames(run(RIC, root, "handlers.unicode_error", **env).frames)
+    assert ours[-1] == theirs[-1]  # type and text
+    assert ours[-1][0] == (0xA55A0016 if env else 0xA55A0017)
+    if not env:
+        assert ours[-1][1].splitlines() == [
+            "[ERROR] ValueError: outer é ☃",
+            "Traceback (most recent call last):",
+            f'\u00a0\u00a0File "{root}/handlers.py", line {UNICODE_LINE}, in unicode_error',
+            '\u00a0\u00a0\u00a0\u00a0raise ValueError("outer é ☃") from e',
+        ]
+    else:
+        assert ("é" in ours[-1][1]) == ("AWS_EXECUTION_ENV" in env)  # else escaped
 
 
 def test_without_the_descriptor_a_record_is_one_line_of_stdout(root: Path) -> None:
@@ -286,9 +306,7 @@ def test_the_xray_cause_of_a_nested_exception_is_awslambdarics(root: Path) -> No
             {
                 "message": "outer",
                 "type": "ValueError",
-                "stack": [
-                    {"label": "nested", "path": f"{root}/handlers.py", "line": line_of("from e")}
-                ],
+                "stack": [{"label": "nested", "path": f"{root}/handlers.py", "line": NESTED_LINE}],
             }
         ],
         "paths": [f"{root}/handlers.py"],
