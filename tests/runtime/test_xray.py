@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.runtime_api_server import Answer, RuntimeApiServer
+from support.runtime_api_server import Answer, RuntimeApiServer, read_request
 
-from sor.runtime.api import MAX_XRAY_CAUSE, XRAY_CAUSE_HEADER, xray_header
+from sor.runtime.api import XRAY_CAUSE_HEADER, RuntimeApiClient
 
 # An exec adapter that answers every invoke with an error carrying the event's "xray" member.
 ADAPTER = textwrap.dedent(
@@ -95,16 +97,48 @@ def test_no_header_without_a_cause_object(sor: RuntimeApiServer, xray: Any) -> N
     assert cause_of(sor.invoke({})) is None
 
 
-def test_the_header_keeps_to_one_mebibyte() -> None:
+def _heads_of(posts: int) -> tuple[socket.socket, list[bytes]]:
+    """A raw server (http.server refuses header lines over 64 KiB, Lambda's takes 1 MiB) that
+    records the head of each request and answers 202."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    heads: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = sock.accept()
+        with conn:
+            for _ in range(posts):
+                head, _ = read_request(conn)
+                heads.append(head)
+                conn.sendall(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}")
+
+    threading.Thread(target=serve, daemon=True).start()
+    return sock, heads
+
+
+def test_the_header_keeps_under_one_mebibyte() -> None:
     def sized(n: int) -> dict[str, Any]:
-        cause = {"working_directory": "", "exceptions": [], "paths": []}
+        cause: dict[str, Any] = {"working_directory": "", "exceptions": [], "paths": []}
         cause["working_directory"] = "w" * (n - len(json.dumps(cause)))
         assert len(json.dumps(cause)) == n
         return cause
 
-    assert xray_header(sized(MAX_XRAY_CAUSE - 1)) == json.dumps(sized(MAX_XRAY_CAUSE - 1))
-    assert xray_header(sized(MAX_XRAY_CAUSE)) is None  # awslambdaric keeps only what is under
-    assert xray_header({"not json": {1, 2}}) is None
-    # Escaped: a header value never holds a line break, nor anything but ASCII.
-    value = xray_header({"message": "a\r\nInjected: yes é"})
-    assert value is not None and "\n" not in value and value.isascii()
+    limit = 1024 * 1024
+    sock, heads = _heads_of(3)
+    client = RuntimeApiClient(f"127.0.0.1:{sock.getsockname()[1]}")
+    error = {"errorType": "E", "errorMessage": "m", "stackTrace": []}
+    try:
+        for cause in (sized(limit - 1), sized(limit), {"message": "a\r\nInjected: yes é"}):
+            assert client.fail("r-1", error, xray=cause) == 202
+    finally:
+        client.close()
+        sock.close()
+    prefix = XRAY_CAUSE_HEADER.encode() + b": "
+    values = [
+        [line[len(prefix) :] for line in head.split(b"\r\n") if line.startswith(prefix)]
+        for head in heads
+    ]
+    assert values[0] == [json.dumps(sized(limit - 1)).encode()]
+    assert values[1] == []  # awslambdaric keeps only a cause under 1 MiB
+    # Escaped: the value never breaks the head, nor holds anything but ASCII.
+    assert values[2] == [json.dumps({"message": "a\r\nInjected: yes é"}).encode()]
+    assert b"\r\nInjected" not in heads[2] and values[2][0].isascii()
