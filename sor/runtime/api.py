@@ -15,7 +15,7 @@ import select
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sor.errors import SorError
 from sor.http.client import HttpConnection, Interrupted, ProtocolError
@@ -23,11 +23,12 @@ from sor.http.client import HttpConnection, Interrupted, ProtocolError
 API_VERSION = "2018-06-01"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
 XRAY_CAUSE_HEADER = "Lambda-Runtime-Function-XRay-Error-Cause"
-MAX_XRAY_CAUSE = 1024 * 1024  # bytes: awslambdaric leaves a larger cause out
+XRAY_CAUSE_LIMIT = 1 << 20  # bytes: a larger cause is left out, as awslambdaric does
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # ~3 s in all before giving up
 _USER_AGENT = "sor"
 
 T = TypeVar("T")
+Shape = Literal["python", "node"]
 
 
 class RuntimeApiError(SorError):
@@ -116,19 +117,25 @@ class RuntimeApiClient:
         return self._call("POST", path, body, {"Content-Type": "application/json"})[0]
 
     def fail(
-        self, request_id: str, error: Mapping[str, Any], xray: Mapping[str, Any] | None = None
+        self,
+        request_id: str,
+        error: Mapping[str, Any],
+        shape: Shape = "python",
+        xray: Mapping[str, Any] | None = None,
     ) -> int:
-        """Post an invocation error as awslambdaric does (``xray``: its X-Ray cause); the status."""
-        body = error_body(error, request_id)
+        """Post an invocation error in the managed runtime's ``shape``, with its X-Ray cause
+        when it has one (left out over Lambda's limit); the HTTP status."""
+        body = error_document(error, request_id, shape)
         headers = {"Content-Type": "application/json", ERROR_TYPE_HEADER: _error_type(error)}
-        cause = xray_header(xray) if xray is not None else None
-        if cause is not None:
-            headers[XRAY_CAUSE_HEADER] = cause
+        if xray is not None:
+            cause = json.dumps(xray, ensure_ascii=True)
+            if len(cause) < XRAY_CAUSE_LIMIT:
+                headers[XRAY_CAUSE_HEADER] = cause
         return self._call("POST", f"/invocation/{request_id}/error", body, headers)[0]
 
-    def init_error(self, error: Mapping[str, Any]) -> int:
+    def init_error(self, error: Mapping[str, Any], shape: Shape = "python") -> int:
         """Report a failed init (config error, handler that cannot load); the HTTP status."""
-        body = error_body(error, "")
+        body = error_document(error, "", shape)
         headers = {"Content-Type": "application/json", ERROR_TYPE_HEADER: _error_type(error)}
         return self._call("POST", "/init/error", body, headers)[0]
 
@@ -202,8 +209,17 @@ class RuntimeApiClient:
             raise Interrupted
 
 
-def error_body(error: Mapping[str, Any], request_id: str) -> bytes:
-    """The error document awslambdaric posts: errorMessage, errorType, requestId, stackTrace."""
+def error_document(error: Mapping[str, Any], request_id: str, shape: Shape = "python") -> bytes:
+    """The error document a managed runtime posts: awslambdaric's (errorMessage, errorType,
+    requestId, stackTrace, then any other member) or Lambda's Node runtime's (errorType,
+    errorMessage, trace)."""
+    if shape == "node":
+        node = {
+            "errorType": error.get("errorType") or "",
+            "errorMessage": error.get("errorMessage") or "",
+            "trace": error.get("stackTrace") or [],
+        }
+        return json.dumps(node).encode()
     doc = {
         "errorMessage": error.get("errorMessage") or "",
         "errorType": error.get("errorType") or "",
@@ -212,17 +228,6 @@ def error_body(error: Mapping[str, Any], request_id: str) -> bytes:
     }
     extra = {k: v for k, v in error.items() if k not in doc}
     return json.dumps({**doc, **extra}).encode()
-
-
-def xray_header(cause: Mapping[str, Any]) -> str | None:
-    """The X-Ray cause as its header's value (JSON as awslambdaric writes it, ASCII only, so
-    never a line break), or None when it would be MAX_XRAY_CAUSE bytes or more (or cannot be
-    encoded): the error is posted without it, as awslambdaric posts it."""
-    try:
-        value = json.dumps(cause)
-    except (TypeError, ValueError, RecursionError):
-        return None
-    return value if len(value) < MAX_XRAY_CAUSE else None
 
 
 def _error_type(error: Mapping[str, Any]) -> str:

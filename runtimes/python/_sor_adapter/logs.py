@@ -11,7 +11,8 @@ import sys
 import time
 
 _DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_UNESCAPED_ENVS = frozenset(f"AWS_Lambda_python3.{minor}" for minor in range(12, 20))
+# Lambda's Python runtimes up to 3.11 (and every provided.* runtime) escape non-ASCII in JSON.
+UNESCAPED_ENVS = frozenset(f"AWS_Lambda_python3.{minor}" for minor in range(12, 20))
 # awslambdaric's reserved LogRecord attributes: every other one is an `extra` field in JSON.
 _RESERVED_FIELDS = frozenset(
     {
@@ -186,7 +187,7 @@ def log_error(error, request_id="", env=None):
             "stackTrace": error.get("stackTrace") or [],
         }
         # As awslambdaric's to_json: non-ASCII escaped but on the python3.12+ managed runtimes.
-        ascii_only = env.get("AWS_EXECUTION_ENV") not in _UNESCAPED_ENVS
+        ascii_only = env.get("AWS_EXECUTION_ENV") not in UNESCAPED_ENVS
         sys.stdout.write(json.dumps(doc, ensure_ascii=ascii_only) + "\n")
         return
     head = "[ERROR]"
