@@ -320,3 +320,28 @@ def test_a_cause_over_one_mebibyte_is_left_out(root: Path) -> None:
     assert ours.kind == theirs.kind == "error"
     assert cause(ours) is None and cause(theirs) is None
     assert ours.json()["errorMessage"] == "x" * (1024 * 1024)
+
+
+NODE_HANDLER = """
+exports.handler = async () => {
+  console.log('hello %s', 'world');
+  console.warn('multi\\nline');
+  console.error(new Error('boom'));
+  return 'ok';
+};
+"""
+
+
+def test_node_records_are_frames_at_their_level(root: Path) -> None:
+    (root / "index.js").write_text(NODE_HANDLER)
+    (root / "sor.yml").write_text("version: 1\nruntime: {language: node, handler: index.handler}\n")
+    ours = run(SOR, root, "index.handler")
+    assert ours.answers[0].body == b'"ok"'
+    records = {
+        f.text.split("\t")[3].split("\n")[0]: f for f in ours.frames if "\treq-1\t" in f.text
+    }
+    assert records["hello world"].type == 0xA55A000F  # INFO, text: as aws-lambda-ric frames it
+    assert records["multi"].type == 0xA55A0013 and records["multi"].text.endswith("multi\nline\n")
+    boom = records["Error: boom"]
+    assert boom.type == 0xA55A0017 and len(boom.text.splitlines()) > 2  # message and stack
+    assert boom.text.splitlines()[1].lstrip().startswith("at ")
