@@ -113,7 +113,7 @@ class LanguageRuntime:
                 cwd=str(self.task_root),
                 requests=3,
                 answers=4,
-                logs=(2,),
+                logs=(1, 2) if self.log.framed else (2,),  # framed: its records are frames
                 max_line=MAX_MESSAGE,
             )
         except (OSError, ValueError) as e:
