@@ -109,9 +109,20 @@ class RuntimeExited(SorError):
 
 
 class EventMappingError(SorError):
-    """A source event could not be turned into a CloudEvent."""
+    """A source event could not be turned into a CloudEvent.
+
+    ``attribute`` names the CloudEvent attribute at fault when there is one, ``reason`` says what
+    is wrong with it (the message without the place): an HTTP caller gets both in its answer.
+    """
 
     error_type = "Sor.EventMappingError"
+
+    def __init__(
+        self, message: str, *, attribute: str | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.attribute = attribute
+        self.reason = reason if reason is not None else message
 
 
 class FunctionError(SorError):

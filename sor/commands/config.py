@@ -83,6 +83,7 @@ def render(loaded: Loaded) -> str:
         f"  partial_batch_response: {_scalar(ce.partial_batch_response)}",
         ("cloudevents", "partial_batch_response"),
     )
+    row(f"  malformed: {ce.malformed}", ("cloudevents", "malformed"))
     if ce.mappings:
         row("  mappings:", ("cloudevents", "mappings"))
         dumped = yaml.safe_dump(list(ce.mappings), sort_keys=False, default_flow_style=False)

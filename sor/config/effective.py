@@ -309,6 +309,7 @@ def build(
         partial_batch_response=b.value(
             ("cloudevents", "partial_batch_response"), CloudEventsSettings.partial_batch_response
         ),
+        malformed=b.value(("cloudevents", "malformed"), CloudEventsSettings.malformed),
         mappings=mappings,
         compiled=b.compiled(mappings),
     )

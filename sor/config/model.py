@@ -17,6 +17,7 @@ Language = Literal["python", "node", "exec"]
 Signature = Literal["event", "cloudevent"]
 Mode = Literal["exec", "persistent"]
 OnError = Literal["fail", "continue"]
+Malformed = Literal["respond", "fail"]
 Hook = Literal["before", "after", "error"]
 HOOKS: tuple[Hook, ...] = ("before", "after", "error")
 
@@ -77,6 +78,8 @@ class CloudEventsSettings:
     one fails when the config is built (at init), never at the first event."""
 
     partial_batch_response: bool = False
+    # A malformed CloudEvent from an HTTP trigger: answer the caller 400, or fail the invocation.
+    malformed: Malformed = "respond"
     mappings: tuple[dict[str, Any], ...] = ()
     compiled: tuple[Compiled, ...] = field(default=(), compare=False, repr=False)
 

@@ -32,7 +32,7 @@ from sor.emulator.answers import (
 )
 from sor.emulator.sandbox import Sandbox
 from sor.errors import UsageError
-from sor.http.server import LISTEN_BACKLOG, RequestHandler
+from sor.http.server import RequestHandler, Server
 from sor.limits import MAX_PAYLOAD
 from sor.logs import Log
 
@@ -70,10 +70,7 @@ def lambda_environment(
     return env
 
 
-class _RuntimeApiServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = LISTEN_BACKLOG
-
+class _RuntimeApiServer(Server):
     def __init__(self, sandbox: Sandbox, arn: str) -> None:
         super().__init__(("127.0.0.1", 0), _RuntimeApiHandler)
         self.sandbox = sandbox
@@ -235,10 +232,7 @@ class Emulator:
             self._server = None
 
 
-class _InvokeServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = LISTEN_BACKLOG
-
+class _InvokeServer(Server):
     def __init__(self, emulator: Emulator, host: str, port: int) -> None:
         super().__init__((host, port), _InvokeHandler)
         self.emulator = emulator

@@ -27,7 +27,9 @@ _F_SETPIPE_SZ = 1031
 CHUNK = 1 << 20  # one write on a pipe
 READ_SIZE = 1 << 16  # one read: larger reads cost an mmap/munmap each (docs/performance.md)
 STDERR_TAIL_LINES = 20
-MAX_LOG_LINE = 8192
+MAX_TAIL_LINE = 8192  # characters of a line kept in the tail (error messages quote it)
+# A log record is one line (runtimes/PROTOCOL.md): cut only past CloudWatch's largest event.
+MAX_LOG_LINE = 256 * 1024
 
 
 def make_pipe() -> tuple[int, int]:
@@ -237,6 +239,7 @@ class LogPump(threading.Thread):
         try:
             while True:
                 if any(fd == self._stop_r for fd, _ in poller.poll()):
+                    self._drain(lines)
                     break
                 with self._turn:
                     self._busy = True
@@ -258,7 +261,23 @@ class LogPump(threading.Thread):
                 os.close(self.fd)
                 self._turn.notify_all()
 
+    def _drain(self, lines: LogLines) -> None:
+        """Once told to stop: what the pipe already holds (a killed child's last lines), at
+        most one pipe's worth, so a grandchild that goes on writing cannot keep the thread."""
+        os.set_blocking(self.fd, False)
+        left = PIPE_SIZE
+        while left > 0:
+            try:
+                data = os.read(self.fd, min(READ_SIZE, left))
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            left -= len(data)
+            for line in lines.feed(data):
+                self._forward(line)
+
     def _forward(self, line: str) -> None:
-        self.tail.append(line)
+        self.tail.append(line[:MAX_TAIL_LINE])
         with contextlib.suppress(Exception):  # a broken log must not stop the draining
             self.emit(line)

@@ -186,13 +186,25 @@ class Invoker:
         self, event: Any, run: Callable[[Any], Any], request_id: str, soft: float
     ) -> Any:
         # Only the cloudevent signature pays for the mapping.
-        from sor.events.batch import answer, to_batch
+        from sor.errors import EventMappingError
+        from sor.events.batch import answer, stops_here, to_batch
         from sor.events.model import Outcome
 
         settings = self.config.cloudevents
-        batch = to_batch(event, settings, request_id=request_id)
-        outcomes = []
+        try:
+            batch = to_batch(event, settings, request_id=request_id)
+        except EventMappingError as exc:
+            from sor.events.problem import malformed_response
+
+            response = malformed_response(event, exc, settings)  # None: the invocation fails
+            if response is None:
+                raise
+            self.log.warning(f"answered HTTP 400: {exc.message}", request_id)
+            return response
+        outcomes: list[Outcome] = []
         for i, record in enumerate(batch.records):
+            if stops_here(batch, outcomes):
+                break  # SQS FIFO: nothing runs after a failure; answer() reports the rest
             if batch.partial and time.monotonic() >= soft:
                 # Past the graceful-timeout point: running the rest would only restart the
                 # runtime for each record. They are reported as failed, so Lambda retries them.

@@ -13,19 +13,21 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sor.config.model import RuntimeSettings
 from sor.errors import ConfigError, FunctionError, InvocationTimeout, RuntimeExited
 from sor.limits import MAX_MESSAGE, too_large_error
 from sor.logs import Log
-from sor.payload import RawJson
 from sor.process.spawn import describe_exit
 from sor.process.supervised import STOP_GRACE, Retired, Supervised
 from sor.resources import data_path
-from sor.runtime import protocol
 from sor.runtime.node_binary import node_binary
 
+if TYPE_CHECKING:
+    from sor.payload import RawJson
+
+PROTOCOL_VERSION = "1"
 _PUMP_JOIN = 0.5  # how long to wait for the last stderr lines of a runtime that is not killed
 _ADAPTERS = {"python": ("python", "sor_runtime.py"), "node": ("node", "sor_runtime.js")}
 
@@ -69,7 +71,7 @@ class LanguageRuntime:
             "SOR_IN_FD": "3",
             "SOR_OUT_FD": "4",
             "SOR_SIGNATURE": settings.signature,
-            "SOR_PROTOCOL": protocol.VERSION,
+            "SOR_PROTOCOL": PROTOCOL_VERSION,
         }
         if defer_load:
             self.env["SOR_LOAD"] = "deferred"
@@ -111,7 +113,7 @@ class LanguageRuntime:
                 cwd=str(self.task_root),
                 requests=3,
                 answers=4,
-                logs=(2,),
+                logs=(1, 2) if self.log.framed else (2,),  # framed: its records are frames
                 max_line=MAX_MESSAGE,
             )
         except (OSError, ValueError) as e:
@@ -154,6 +156,8 @@ class LanguageRuntime:
             raise self._broken(f"wrote a message longer than {MAX_MESSAGE} bytes") from None
         import json  # after the spawn (cold start)
 
+        from sor.runtime import protocol
+
         try:
             message = json.loads(line)
         except (ValueError, RecursionError):
@@ -183,6 +187,8 @@ class LanguageRuntime:
         protocol) or InvocationTimeout (``deadline`` passed); after the last two the runtime is
         killed and started again at the next call.
         """
+        from sor.runtime import protocol  # a dict lookup once imported (after the spawn)
+
         request_id = str(context.get("aws_request_id", ""))
         if not self.running:
             if self.starts:

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 
 from sor.errors import SorError, UsageError
 from sor.logs import Log
-from sor.runtime.slots import Slot, slot_count
 
 if TYPE_CHECKING:
     from sor.config.model import Config
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
     from sor.runtime.api import RuntimeApiClient
     from sor.runtime.invocation import Invoker
     from sor.runtime.language import LanguageRuntime
+    from sor.runtime.slots import Slot
 
 # Lambda bounds init itself (10 s, or the function timeout when init is retried); this only
 # guarantees that a runtime that never says `ready` cannot hold sor forever outside Lambda.
@@ -153,6 +153,8 @@ class Runner:
             api = self.api
             self.pipeline = self._pipeline(config)
             self._check()
+            from sor.runtime.slots import slot_count  # after the spawn, as every import here
+
             count = slot_count(self.env, config.runtime, self.log)
             if count > 1:  # the other slots' runtimes boot alongside the first one
                 self._slots = self._more_slots(config, count - 1)
@@ -234,6 +236,7 @@ class Runner:
         from sor.runtime.api import RuntimeApiClient
         from sor.runtime.invocation import Invoker
         from sor.runtime.language import LanguageRuntime
+        from sor.runtime.slots import Slot
 
         slots: list[Slot] = []
         self._slots = slots  # stopped on shutdown even when init fails half-way

@@ -14,8 +14,6 @@ from typing import Any
 
 from sor.payload import RawJson, encode
 
-VERSION = "1"
-
 
 class Broken(Exception):
     """An answer that breaks the protocol (the runtime is out of step: it is restarted)."""

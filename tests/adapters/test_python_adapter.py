@@ -278,3 +278,21 @@ def test_a_message_without_an_id_ends_the_adapter_at_once(tmp_path: Path) -> Non
             adapter.recv(timeout=5)
         assert adapter.child.wait(5) == 2
         assert "protocol error" in adapter.logs()
+
+
+def test_user_modules_named_like_the_adapters_are_the_users(tmp_path: Path) -> None:
+    # The adapter's modules (server, context, errors, logs, loading, events, debugging) live in
+    # its own package, off sys.path while user code runs: a function's modules of the same
+    # names are the ones the handler imports, and the adapter keeps working beside them.
+    names = ("server", "context", "errors", "logs", "loading", "events", "debugging")
+    files = {f"{name}.py": f"WHO = 'user {name}'\n" for name in names}
+    files["handler.py"] = (
+        "import " + ", ".join(names) + "\n"
+        "def handler(event, context_):\n"
+        "    return [m.WHO for m in (" + ", ".join(names) + ")]\n"
+    )
+    root = write_files(tmp_path, files)
+    with start("python", root, "handler.handler") as adapter:
+        assert adapter.ready() == {"type": "ready"}
+        answer = adapter.invoke({})
+        assert answer["result"] == [f"user {name}" for name in names]

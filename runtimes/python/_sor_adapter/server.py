@@ -6,9 +6,9 @@ import re
 import sys
 
 from _sor_adapter.context import LambdaContext
-from _sor_adapter.errors import error_of
+from _sor_adapter.errors import error_of, failure_of, xray_cause
 from _sor_adapter.loading import Fault, load_handler
-from _sor_adapter.logs import LambdaLogging, Unbuffered, log_error
+from _sor_adapter.logs import UNESCAPED_ENVS, LambdaLogging, Unbuffered, log_error
 
 PROTOCOL = "1"
 
@@ -25,7 +25,7 @@ class Server:
         os.close(out_fd)
         self.env = env
         self.cloudevent = env.get("SOR_SIGNATURE") == "cloudevent"
-        self.ascii_only = env.get("AWS_EXECUTION_ENV") not in _UNESCAPED_ENVS
+        self.ascii_only = env.get("AWS_EXECUTION_ENV") not in UNESCAPED_ENVS
         self.handler = None
         self._loop = None
 
@@ -47,7 +47,7 @@ class Server:
             self.handler = load_handler(spec)
         except Exception as exc:
             error = error_of(exc)
-            log_error(error)
+            log_error(error, "", self.env)
             self.send({"type": "init_error", "error": error})
             return 1
         LambdaLogging.install(self.env)
@@ -81,10 +81,12 @@ class Server:
         else:
             kind, message = "Runtime.InvalidRequest", "the request is not an invoke message"
         error = {"errorMessage": message, "errorType": kind, "stackTrace": []}
-        log_error(error)
         request_id = match.group(1).decode("utf-8", "replace")
+        log_error(error, request_id, self.env)
         seal = _SEAL.search(line)
-        self.send(_answer("error", request_id, seal and seal.group(1).decode(), error))
+        answer = _answer("error", request_id, seal and seal.group(1).decode(), error)
+        answer["xray"] = xray_cause("LambdaValidationError", message, [])
+        self.send(answer)
         return True
 
     def _wait_for_load(self):
@@ -144,7 +146,7 @@ class Server:
             "errorMessage": f"the debugged invocation's process exited with {how} before answering",
             "stackTrace": [],
         }
-        log_error(error)
+        log_error(error, request.get("id"), self.env)
         return _encode(_answer("error", request.get("id"), request.get("seal"), error))
 
     def invoke(self, request):
@@ -152,6 +154,7 @@ class Server:
         seal = request.pop("seal", None)  # never within the handler's reach (PROTOCOL.md)
         ctx = request.get("context") or {}
         LambdaLogging.request_id = request_id or ""
+        LambdaLogging.tenant_id = ctx.get("tenant_id")
         LambdaLogging.install(self.env)
         trace_id = ctx.get("trace_id")
         if trace_id != os.environ.get("_X_AMZN_TRACE_ID"):  # putenv only when it changes
@@ -185,9 +188,11 @@ class Server:
             except (TypeError, ValueError, OverflowError, RecursionError) as e:
                 raise Fault("Runtime.MarshalError", f"Unable to marshal response: {e}") from None
         except Exception as exc:
-            error = error_of(exc)
-            log_error(error)
-            return _encode(_answer("error", request_id, seal, error))
+            error, xray = failure_of(exc)
+            log_error(error, request_id, self.env)
+            answer = _answer("error", request_id, seal, error)
+            answer["xray"] = xray
+            return _encode(answer)
 
     def _await(self, awaitable):
         import asyncio  # only async handlers pay for asyncio
@@ -212,10 +217,6 @@ def _answer(kind, request_id, seal, value):
         message["seal"] = seal
     message[kind] = value
     return message
-
-
-# Lambda's Python runtimes up to 3.11 (and every provided.* runtime) escape non-ASCII in JSON.
-_UNESCAPED_ENVS = frozenset(f"AWS_Lambda_python3.{minor}" for minor in range(12, 20))
 
 
 def _result_line(request_id, seal, result, ascii_only):
