@@ -167,7 +167,7 @@ def test_the_adapters_echo_the_seal_in_results_and_errors(tmp_path: Path, langua
             adapter.send({**message, "seal": "5ea1"})
             answer = adapter.recv()
             assert (answer["type"], answer["id"], answer["seal"]) == (kind, "r1", "5ea1")
-            assert list(answer) == ["type", "id", "seal", kind]
+            assert list(answer)[:4] == ["type", "id", "seal", kind]  # (an X-Ray cause may follow)
 
 
 def test_the_python_adapter_seals_its_answer_to_an_unreadable_event(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ ADAPTER = textwrap.dedent(
     out.write('{"type":"ready"}\\n'); out.flush()
     for line in os.fdopen(3):
         msg = json.loads(line)
-        answer = {"type": "error", "id": msg["id"],
+        answer = {"type": "error", "id": msg["id"], "seal": msg["seal"],
                   "error": {"errorType": "Boom", "errorMessage": "b", "stackTrace": []}}
         if "xray" in msg["event"]:
             answer["xray"] = msg["event"]["xray"]
