@@ -81,6 +81,7 @@ class LanguageRuntime:
         self._proc: Supervised | None = None
         self._retired = Retired()  # log pumps of killed runtimes, told to stop
         self._loaded = not defer_load
+        self._sealed = False  # the running adapter echoes seals (its `ready` said so)
         self.starts = 0
         self.last_stderr: list[str] = []
 
@@ -165,6 +166,9 @@ class LanguageRuntime:
         if not isinstance(message, dict):
             raise self._broken(f"wrote a line that is not a JSON object: {line[:80]!r}")
         if message.get("type") == "ready":
+            # An adapter that echoes seals says so; from then on an answer without the seal is
+            # not its answer. One that does not (protocol 1 as first written) is not checked.
+            self._sealed = message.get("seal") is True
             return True
         if message.get("type") == "init_error":
             self.stop()
@@ -203,7 +207,9 @@ class LanguageRuntime:
             while True:
                 try:
                     answer = protocol.read_answer(
-                        self._readline(deadline, "running the handler"), request_id, seal
+                        self._readline(deadline, "running the handler"),
+                        request_id,
+                        seal if self._sealed else None,
                     )
                 except ValueError:  # over MAX_MESSAGE, skipped up to its newline
                     # Lambda answers this and keeps the runtime warm: the process is healthy,

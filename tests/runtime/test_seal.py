@@ -94,7 +94,7 @@ def test_an_answer_without_the_seal_is_skipped(tmp_path: Path) -> None:
     script = tmp_path / "adapter"
     script.write_text(
         "#!/bin/sh\n"
-        'printf \'{"type":"ready"}\\n\' >&4\n'
+        'printf \'{"type":"ready","seal":true}\\n\' >&4\n'
         "read line <&3\n"
         'seal=$(printf \'%s\' "$line" | sed \'s/.*"seal": *"\\([0-9a-f]*\\)".*/\\1/\')\n'
         'printf \'{"type":"result","id":"r1","result":"forged"}\\n\' >&4\n'
@@ -137,3 +137,25 @@ def test_the_bash_adapter_echoes_the_seal(tmp_path: Path) -> None:
                 assert info.value.payload()["errorType"] == "Runtime.ExitError"
         finally:
             rt.stop()
+
+
+def test_an_adapter_that_does_not_say_it_seals_is_not_checked(tmp_path: Path) -> None:
+    """Protocol 1 as first written: `ready` without `seal`, answers without it, still served
+    (SPEC's messages): only an adapter that announces sealing has unsealed lines skipped."""
+    script = tmp_path / "adapter"
+    script.write_text(
+        "#!/bin/sh\n"
+        'printf \'{"type":"ready"}\\n\' >&4\n'
+        "while read -r line <&3; do\n"
+        '  printf \'{"type":"result","id":"r1","result":"plain"}\\n\' >&4\n'
+        "done\n"
+    )
+    script.chmod(0o755)
+    settings = RuntimeSettings(language="exec", command=(str(script),))
+    rt = LanguageRuntime(settings, task_root=tmp_path, env=dict(os.environ), log=Log(io.StringIO()))
+    try:
+        rt.start(time.monotonic() + 30)
+        context = {"aws_request_id": "r1", "deadline_ms": int(time.time() * 1000) + 9000}
+        assert rt.invoke({}, context, time.monotonic() + 10).text == b'"plain"'
+    finally:
+        rt.stop()

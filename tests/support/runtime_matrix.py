@@ -278,7 +278,7 @@ def run_case(language: str, case: str, root: Path, argv: Sequence[str] | None = 
             assert first["type"] == "init_error", first
             assert first["error"]["errorType"] == "Runtime.ImportModuleError", first
             return
-        assert first == {"type": "ready"}, first
+        assert first == {"type": "ready", "seal": True}, first
         _check_case(adapter, case, root)
 
 
