@@ -246,7 +246,9 @@ class LanguageRuntime:
             self.stop(graceful=False)
             raise InvocationTimeout(self._timeout_message(function_timeout)) from None
 
-    def stop(self, graceful: bool = True, *, stderr_wait: float | None = None) -> int | None:
+    def stop(
+        self, graceful: bool = True, *, stderr_wait: float | None = None, grace: float = STOP_GRACE
+    ) -> int | None:
         """Stop the process and everything it started; its exit code when there was one.
 
         ``stderr_wait``: how long to wait for its last stderr lines (end of file), by default
@@ -258,7 +260,7 @@ class LanguageRuntime:
         if child is not None:
             if graceful and not child.exited():
                 child.kill_group(signal.SIGTERM)
-                child.wait(STOP_GRACE)
+                child.wait(grace)  # after SIGTERM: its time to clean up (shutdown gives more)
             code = child.close()
         for fd in (self._request_w, self._reader.fd if self._reader else None):
             if fd is not None:

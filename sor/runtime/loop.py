@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from sor.runtime.api import Invocation, RuntimeApiClient
     from sor.runtime.invocation import Invoker
     from sor.runtime.language import LanguageRuntime
+    from sor.runtime.shutdown import Shutdown
 
 # Lambda bounds init itself (10 s, or the function timeout when init is retried); this only
 # guarantees that a runtime that never says `ready` cannot hold sor forever outside Lambda.
@@ -72,6 +73,8 @@ class Runner:
         self._phase = "init"
         self._stop = False
         self._wake_r: int | None = None
+        self.shutdown: Shutdown | None = None  # only with shutdown.signal or a shutdown hook
+        self._signalled_at: float | None = None
 
     def run(self) -> int:
         """Run until terminated; 0 after SIGTERM, 1 after an init error."""
@@ -144,6 +147,7 @@ class Runner:
 
             api = self.api
             self.pipeline = self._pipeline(config)
+            self._register(config)
             self._check()
             while not language.wait_ready(began + INIT_TIMEOUT, self._wake_r):
                 self._check()  # woken by a signal
@@ -219,6 +223,14 @@ class Runner:
         pipeline.start()
         return pipeline
 
+    def _register(self, config: Config) -> None:
+        """Be told of the shutdown (SIGTERM) when configured; before the first `next`."""
+        if config.handles_shutdown:
+            from sor.runtime.shutdown import Shutdown
+
+            self.shutdown = Shutdown(self.address, log=self.log, env=self.env)
+            self.shutdown.register()
+
     def _loop(self, invoker: Invoker) -> None:
         from sor.http.client import Interrupted
         from sor.runtime.api import RuntimeApiError
@@ -272,10 +284,18 @@ class Runner:
         # or close a descriptor twice. The wakeup fd wakes whatever wait is under way.
         if self._phase != "shutdown":
             self._stop = True
+            if self._signalled_at is None:
+                self._signalled_at = time.monotonic()
 
     def _shutdown(self) -> None:
+        grace = None
+        if self.shutdown is not None and self._signalled_at is not None:
+            grace = self.shutdown.run(self.pipeline, self._signalled_at)  # the shutdown hooks
         if self.language is not None:
-            self.language.stop()
+            if grace is None:
+                self.language.stop()
+            else:
+                self.language.stop(grace=grace)  # SIGTERM, and the rest of Lambda's time
         if self.pipeline is not None:
             self.pipeline.close()
         if self._api is not None:
