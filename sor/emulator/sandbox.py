@@ -40,6 +40,7 @@ class Invocation:
     trace_id: str
     client_context: str | None = None
     cognito_identity: str | None = None
+    tenant_id: str | None = None
     delivered: bool = False
     answer: InvokeResult | None = None
 
@@ -147,7 +148,12 @@ class Sandbox:
             return self._boot.child.pid if self._boot and not self._boot.ended else None
 
     def invoke(
-        self, payload: bytes, client_context: str | None = None, cognito_identity: str | None = None
+        self,
+        payload: bytes,
+        client_context: str | None = None,
+        cognito_identity: str | None = None,
+        *,
+        tenant_id: str | None = None,
     ) -> InvokeResult:
         """Run one invocation through the bootstrap; always returns exactly one answer."""
         with self._cv:
@@ -155,13 +161,17 @@ class Sandbox:
             self._tickets += 1
             self._cv.wait_for(lambda: self._turn == ticket)
             try:
-                return self._invoke(payload, client_context, cognito_identity)
+                return self._invoke(payload, client_context, cognito_identity, tenant_id)
             finally:
                 self._turn += 1
                 self._cv.notify_all()
 
     def _invoke(
-        self, payload: bytes, client_context: str | None, cognito_identity: str | None
+        self,
+        payload: bytes,
+        client_context: str | None,
+        cognito_identity: str | None,
+        tenant_id: str | None = None,
     ) -> InvokeResult:
         """One invocation, its turn come; the caller holds ``_cv``."""
         start = time.monotonic()
@@ -177,6 +187,7 @@ class Sandbox:
         deadline_ms = int((time.time() + self.timeout) * 1000)
         inv = Invocation(request_id, payload, start + self.timeout, deadline_ms, trace_id())
         inv.client_context, inv.cognito_identity = client_context, cognito_identity
+        inv.tenant_id = tenant_id
         self._current = inv
         self.log.info(f"START RequestId: {request_id} Version: $LATEST")
         self._cv.notify_all()
