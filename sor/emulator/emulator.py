@@ -34,6 +34,8 @@ from sor.emulator.answers import (
     service_error_answer,
     tenant_id_error_answer,
 )
+from sor.emulator.extensions import MAX_REGISTER_BODY
+from sor.emulator.extensions import PREFIX as EXTENSION_PREFIX
 from sor.emulator.sandbox import MAX_PAYLOAD, Sandbox
 from sor.errors import UsageError
 from sor.http.server import RequestHandler
@@ -97,6 +99,9 @@ class _RuntimeApiHandler(RequestHandler):
     server: _RuntimeApiServer
 
     def do_GET(self) -> None:
+        if self.path == f"{EXTENSION_PREFIX}/event/next":
+            self._extension_next()
+            return
         if self.path != f"{_PREFIX}/invocation/next":
             self.not_found()
             return
@@ -129,7 +134,38 @@ class _RuntimeApiHandler(RequestHandler):
         if not sent:
             sandbox.return_invocation(inv)
 
+    def _register(self) -> None:
+        body = self.read_body(MAX_REGISTER_BODY)
+        if body is None:
+            return
+        name = self.headers.get("Lambda-Extension-Name", "")
+        given = body if isinstance(body, bytes) else b"too large"
+        status, value, message = self.server.sandbox.register_extension(name, given)
+        if status != 200:
+            self.answer_json(status, {"errorMessage": message, "errorType": value})
+            return
+        env = self.server.sandbox.env
+        info = {
+            "functionName": env.get("AWS_LAMBDA_FUNCTION_NAME", ""),
+            "functionVersion": env.get("AWS_LAMBDA_FUNCTION_VERSION", ""),
+            "handler": env.get("_HANDLER", ""),
+        }
+        headers = {"Content-Type": "application/json", "Lambda-Extension-Identifier": value}
+        self.answer(200, json.dumps(info).encode(), headers)
+
+    def _extension_next(self) -> None:
+        identifier = self.headers.get("Lambda-Extension-Identifier", "")
+        if not self.server.sandbox.hold_extension(identifier, self._peer_gone):
+            message = f"Unknown extension {identifier}"
+            error = {"errorMessage": message, "errorType": "Extension.UnknownExtensionIdentifier"}
+            self.answer_json(403, error)
+            return
+        self.close_connection = True  # the bootstrap has ended: nothing will ever be sent
+
     def do_POST(self) -> None:
+        if self.path == f"{EXTENSION_PREFIX}/register":
+            self._register()
+            return
         sandbox = self.server.sandbox
         error_type = self.headers.get("Lambda-Runtime-Function-Error-Type", "")
         match = _INVOCATION.match(self.path)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from sor.emulator import answers
 from sor.emulator.answers import InvokeResult
+from sor.emulator.extensions import Extensions, Outcome
 from sor.logs import Log
 from sor.process import pipes, tree
 from sor.process.spawn import Child, spawn
@@ -56,6 +57,7 @@ class _Bootstrap:
     initialized: bool = False
     init_error: bytes | None = None
     descendants: set[int] = field(default_factory=set)
+    extensions: Extensions = field(default_factory=Extensions)
 
 
 def trace_id() -> str:
@@ -297,6 +299,27 @@ class Sandbox:
             if inv.answer is None:
                 inv.answer = answer
                 self._cv.notify_all()
+
+    def register_extension(self, name: str, body: bytes) -> Outcome:
+        """An extension of the running bootstrap registers (sor.emulator.extensions)."""
+        with self._cv:
+            boot = self._boot
+            if boot is None or boot.ended:
+                return 403, "Extension.RegistrationClosed", "no bootstrap is starting"
+            return boot.extensions.register(name, body, closed=boot.initialized)
+
+    def hold_extension(self, identifier: str, peer_gone: Callable[[], bool]) -> bool:
+        """An extension's `event/next`: held until its bootstrap ends (no event is ever sent);
+        False at once for an identifier the running bootstrap did not register."""
+        with self._cv:
+            boot = self._boot
+            if boot is None or not boot.extensions.known(identifier):
+                return False
+            while not self._stopping and self._boot is boot and not boot.ended:
+                self._cv.wait(0.5)
+                if peer_gone():
+                    break
+            return True
 
     def post_init_error(self, body: bytes, error_type: str) -> tuple[int, str, str]:
         """The bootstrap could not initialise; refused once init is over, as Lambda does."""

@@ -122,7 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Held open: an extension with no events is never sent one (until the server closes)."""
         identifier = self.headers.get("Lambda-Extension-Identifier", "")
         if identifier not in self.server.extensions:
-            self._refuse("Extension.InvalidExtensionID", "unknown extension identifier")
+            self._refuse("Extension.UnknownExtensionIdentifier", f"Unknown extension {identifier}")
             return
         self.server.waiting.append((identifier, time.monotonic()))
         while not self.server.closing:
