@@ -16,6 +16,8 @@ from sor.logs import Log
 FUNCTION = Path(__file__).resolve().parent / "function"
 # The same function with a sor.yml beside it: the usual case, and the one that reads YAML.
 FUNCTION_YML = Path(__file__).resolve().parent / "function_yml"
+# With shutdown.signal: what registering as an internal extension adds to a cold start.
+FUNCTION_SHUTDOWN = Path(__file__).resolve().parent / "function_shutdown"
 HANDLER = "handler.handler"
 RUNTIMES: dict[str, list[str]] = {
     "sor": [sys.executable, "-m", "sor", "run"],
@@ -115,6 +117,7 @@ def rows(runs: int, cold_runs: int) -> Sequence[Row]:
     results = {name: warm(name, runs) for name in RUNTIMES}
     colds = {name: cold(name, cold_runs) for name in RUNTIMES}
     cold_yml = cold("sor", cold_runs, FUNCTION_YML)
+    cold_shutdown = cold("sor", cold_runs, FUNCTION_SHUTDOWN)
     sor_lat, sor_tput, sor_mem = results["sor"]
     ric_lat, ric_tput, ric_mem = results["awslambdaric"]
     min_lat, min_tput, _ = results["minimal loop"]
@@ -150,6 +153,13 @@ def rows(runs: int, cold_runs: int) -> Sequence[Row]:
             p(colds["awslambdaric"], 50) * ms,
             "<= 2x",
             p(cold_yml, 50) <= 2 * p(colds["awslambdaric"], 50),
+        ),
+        Row(
+            "cold start p50, sor + shutdown.signal",
+            p(cold_shutdown, 50) * ms,
+            "ms",
+            "sor + sor.yml",
+            p(cold_yml, 50) * ms,
         ),
         Row(
             "cold start p50, sor",

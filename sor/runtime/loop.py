@@ -8,7 +8,9 @@ is woken through the signal wakeup fd), between invocations at once (the wait fo
 and its retries, are woken the same way; an invocation whose first byte arrived is still taken
 and answered), during one after its answer, which is never abandoned (posting it is retried as
 usual); the language runtime and persistent middlewares are stopped with it. Once shutdown
-starts, further signals are ignored.
+starts, further signals are ignored. With `shutdown.signal` or a `shutdown` hook configured,
+sor.runtime.shutdown registers at init (so that Lambda sends SIGTERM at all) and, at SIGTERM,
+runs the hooks and gives the language runtime the rest of Lambda's ~500 ms.
 
 Cold start order: the config is loaded, the language runtime is spawned at once, and the rest of
 init (the invocation and Runtime API modules, the middleware pipeline) runs while it boots; only
