@@ -207,6 +207,9 @@ def test_nothing_is_registered_or_imported_without_the_settings(
     assert not (marks / "hook-shutdown.json").exists()
     assert (marks / "handler-term").exists()  # the runtime still gets its SIGTERM
     assert "sor.runtime.shutdown" not in s.stderr and "sor.runtime.extension" not in s.stderr
+    imported = {line.rsplit("|", 1)[1].strip() for line in s.stderr.splitlines() if "|" in line}
+    assert "sor.runtime.loop" in imported  # -X importtime did list the imports
+    assert "requests" not in imported  # the client side's library, never `sor run`'s
 
 
 def test_a_refused_registration_is_logged_and_sor_still_serves(
