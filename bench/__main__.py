@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import client_bench, middleware_bench, runtime_bench
+from bench import client_bench, layer_bench, middleware_bench, runtime_bench
 from bench.stats import table
 
 
@@ -21,6 +21,7 @@ def main() -> int:
     runs, cold_runs, hook_runs, client_runs = (5, 2, 5, 1) if args.quick else (1000, 15, 300, 9)
     rows = [
         *runtime_bench.rows(runs, cold_runs),
+        *layer_bench.rows(cold_runs),
         *middleware_bench.rows(hook_runs),
         *client_bench.rows(runs * 2, client_runs),
     ]

@@ -22,8 +22,9 @@ from bench.stats import Row, p, table
 from sor.config.model import Middleware
 from sor.logs import Log
 from sor.middleware.exec_mode import ExecHooks
-from sor.middleware.hook import encode, hook_env
+from sor.middleware.hook import hook_env
 from sor.middleware.persistent_mode import PersistentHooks
+from sor.payload import encode
 
 EVENT = {"httpMethod": "GET", "path": "/items/7", "headers": {"accept": "application/json"}}
 CONTEXT = {"aws_request_id": "bench", "deadline_ms": 0, "function_name": "bench"}

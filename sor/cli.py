@@ -1,6 +1,7 @@
 """The command line: parses arguments, runs one command, turns SorError into an exit code.
 
-This is the only place where exceptions become exit codes. Command modules are imported only when
+This is the only place where exceptions become exit codes (and their messages, prefixed with the
+command's name). Command modules are imported only when
 their command runs, so `sor run` pays for nothing it does not use: not even argparse, which a bare
 `sor run` (the layer's bootstrap) skips altogether.
 """
@@ -67,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE")
     p.add_argument("--python", metavar="X.Y", help="target Python version (default: this one)")
     p.add_argument("--arch", choices=("x86_64", "arm64"), help="target (default: this machine)")
+    p.add_argument(
+        "--node", metavar="MAJOR", help="add Node.js of this major version (Node functions)"
+    )
     return parser
 
 
@@ -76,21 +80,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments == ["run"]:  # the cold-start path: `run` takes no options to parse
         from sor.commands import run
 
-        return _dispatch(run.main, None)
+        return _dispatch("run", run.main, None)
     try:
         args = build_parser().parse_args(arguments)
     except SystemExit as exc:  # argparse reports usage errors itself, with status 2
         return int(exc.code or 0)
     name = args.command if args.command != "local" else f"local_{args.local_command}"
     module = importlib.import_module(f"sor.commands.{name}")
-    return _dispatch(module.main, args)
+    return _dispatch(name.replace("_", " "), module.main, args)
 
 
-def _dispatch(command: Callable[..., int], args: argparse.Namespace | None) -> int:
+def _dispatch(name: str, command: Callable[..., int], args: argparse.Namespace | None) -> int:
     try:
         code: int = command(args, dict(os.environ))
-    except SorError as exc:
-        print(f"sor: {exc.error_type}: {exc.message}", file=sys.stderr)
+    except SorError as exc:  # every message names the command it comes from
+        print(f"sor {name}: {exc.describe()}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -1,12 +1,13 @@
 """The one error hierarchy of sor.
 
 Every error knows its Lambda ``errorType`` and its CLI exit code. Exceptions become exit codes in
-one place (``sor.cli.main``) and Lambda error payloads in one place (``SorError.payload``).
+one place (``sor.cli``) and Lambda error payloads in one place (``SorError.payload``, posted by
+``sor.runtime.answer``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,10 @@ class SorError(Exception):
         self.message = message
         self.stack_trace = list(stack_trace)
 
+    def describe(self) -> str:
+        """The error as the command line shows it."""
+        return f"{self.error_type}: {self.message}"
+
     def payload(self) -> dict[str, Any]:
         """The ERROR object of the protocols: errorType, errorMessage, stackTrace."""
         return {
@@ -50,6 +55,16 @@ class UsageError(SorError):
 
     error_type = "Sor.UsageError"
     exit_code = 2
+
+
+class Invalid(SorError):
+    """What a command checked is invalid; its problems are already printed (exit status 1)."""
+
+    error_type = "Sor.Invalid"
+    exit_code = 1
+
+    def describe(self) -> str:
+        return self.message
 
 
 class ConfigError(SorError):
@@ -94,20 +109,44 @@ class RuntimeExited(SorError):
 
 
 class EventMappingError(SorError):
-    """A source event could not be turned into a CloudEvent."""
+    """A source event could not be turned into a CloudEvent.
+
+    ``attribute`` names the CloudEvent attribute at fault when there is one, ``reason`` says what
+    is wrong with it (the message without the place): an HTTP caller gets both in its answer.
+    """
 
     error_type = "Sor.EventMappingError"
 
+    def __init__(
+        self, message: str, *, attribute: str | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.attribute = attribute
+        self.reason = reason if reason is not None else message
+
 
 class FunctionError(SorError):
-    """An error reported by the handler (or its loader), carried as the ERROR object it gave."""
+    """An error reported by the handler (or its loader), carried as the ERROR object it gave.
+
+    ``language``: the language runtime that reported it (its managed runtime's shape is the
+    shape it is posted in); None for an ERROR a middleware gave. ``xray``: the X-Ray cause the
+    runtime sent with it, if any.
+    """
 
     exit_code = 1
 
-    def __init__(self, error: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        error: dict[str, Any],
+        *,
+        language: str | None = None,
+        xray: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(str(error.get("errorMessage", "")))
         self.error = error
         self.error_type = str(error.get("errorType", "Error"))
+        self.language = language
+        self.xray = xray
 
     def payload(self) -> dict[str, Any]:
         return dict(self.error)

@@ -26,6 +26,7 @@ def test_quick_bench_prints_the_table() -> None:
     figures = "\n".join(lines[2:])
     for figure in (
         "warm p50, sor",
+        "cold start p50, layer + sor.yml (read-only)",
         "cold start p50, sor",
         "exec hook p50",
         "import, requests",

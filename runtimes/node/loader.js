@@ -1,7 +1,9 @@
 'use strict';
-// Loading the handler named "dir/file.export" (the export may be a dotted path), as Node's
-// Lambda runtime does: CommonJS (.js, .cjs) or ES modules (.mjs, or .js in a "type": "module"
-// package), with Lambda's error names for what can go wrong.
+// Loading the handler named "dir/file.export" (the export may be a dotted path) exactly as Node's
+// Lambda runtime (aws-lambda-ric 3.3.0, UserFunction.js) does, in its order: the file without an
+// extension (always CommonJS), FILE.js (CommonJS, or an ES module under a "type": "module"
+// package.json), FILE.mjs, FILE.cjs, then a package resolved as Node resolves one (node_modules,
+// NODE_PATH); with Lambda's error names for what can go wrong.
 
 const fs = require('fs');
 const path = require('path');
@@ -11,74 +13,81 @@ const {
   ImportModuleError,
   MalformedHandlerName,
   UserCodeSyntaxError,
-  wrapError,
 } = require('./errors.js');
 
-// Whether the nearest package.json (as Node looks for it) says "type": "module".
-function packageIsModule(dir) {
-  for (let current = dir; ; current = path.dirname(current)) {
+// Whether the nearest package.json above FILE.js says "type": "module", as the runtime reads it:
+// the walk stops at a node_modules folder, at a package.json that is not null, or at "/".
+function packageIsModule(folder) {
+  for (let current = folder; ; current = path.resolve(current, '..')) {
+    if (current.endsWith('/node_modules')) return false;
     const file = path.join(current, 'package.json');
     if (fs.existsSync(file)) {
       try {
-        return JSON.parse(fs.readFileSync(file, 'utf8')).type === 'module';
-      } catch (_) {
+        const pkg = JSON.parse(fs.readFileSync(file));
+        if (pkg) return pkg.type === 'module';
+      } catch (err) {
+        console.warn(
+          `${file} cannot be read, it will be ignored for ES module detection purposes.`,
+          err,
+        );
         return false;
       }
     }
-    if (path.dirname(current) === current) return false;
+    if (current === '/') return false;
   }
 }
 
-async function loadFile(file) {
-  const ext = path.extname(file);
-  if (ext === '.mjs' || (ext === '.js' && packageIsModule(path.dirname(file)))) {
-    return import(pathToFileURL(file).href);
-  }
-  return require(file);
-}
+// User code is required as from the main module, so that a "Require stack" names the runtime
+// once, as Lambda's does ("- /var/runtime/index.mjs").
+const userRequire = require.main ? require('module').createRequire(require.main.filename) : require;
+const requireIfThere = (file) => (fs.existsSync(file) ? userRequire(file) : undefined);
+const importIfThere = async (file) =>
+  fs.existsSync(file) ? import(pathToFileURL(file).href) : undefined;
 
-async function importModule(dir, name) {
-  for (const ext of ['.js', '.mjs', '.cjs']) {
-    const file = path.join(dir, name + ext);
-    if (fs.existsSync(file) && fs.statSync(file).isFile()) return loadFile(file);
+async function importModule(appRoot, moduleRoot, name) {
+  const base = path.resolve(appRoot, moduleRoot, name);
+  const extensionless = requireIfThere(base);
+  if (extensionless) return extensionless;
+  const esm = fs.existsSync(`${base}.js`) && packageIsModule(path.dirname(`${base}.js`));
+  if (!esm) {
+    const js = requireIfThere(`${base}.js`);
+    if (js) return js;
   }
-  // No such file: a package (node_modules or a folder), resolved from the handler's folder.
-  return loadFile(require.resolve(name, { paths: [dir] }));
+  const loaded =
+    (esm && (await importIfThere(`${base}.js`))) ||
+    (await importIfThere(`${base}.mjs`)) ||
+    requireIfThere(`${base}.cjs`);
+  if (loaded) return loaded;
+  // No such file: a package, resolved from the task root and the handler's folder.
+  return userRequire(userRequire.resolve(name, { paths: [appRoot, moduleRoot] }));
 }
 
 // The handler function; throws Lambda's Runtime.* errors, or what the module threw at load.
-async function loadHandler(root, handlerString) {
+async function loadHandler(appRoot, handlerString) {
   if (!handlerString) {
     throw new MalformedHandlerName('no handler: SOR_HANDLER is empty');
   }
-  if (handlerString.includes('..') || path.isAbsolute(handlerString)) {
+  if (handlerString.includes('..')) {
     throw new MalformedHandlerName(
-      `'${handlerString}' is not a valid handler name: it must stay inside the task root`,
+      `'${handlerString}' is not a valid handler name. Use absolute paths when specifying root ` +
+        'directories in handler names.',
     );
   }
   const base = path.basename(handlerString);
-  const moduleRoot = handlerString.slice(0, handlerString.length - base.length);
+  const moduleRoot = handlerString.substring(0, handlerString.indexOf(base));
   const match = /^([^.]*)\.(.*)$/.exec(base);
-  if (!match || !match[1] || !match[2]) {
-    throw new MalformedHandlerName(`Bad handler ${handlerString}`);
-  }
+  if (!match) throw new MalformedHandlerName('Bad handler');
   let mod;
   try {
-    mod = await importModule(path.resolve(root, moduleRoot), match[1]);
+    mod = await importModule(appRoot, moduleRoot, match[1]);
   } catch (err) {
-    if (err instanceof SyntaxError) throw wrapError(UserCodeSyntaxError, err);
-    if (err && (err.code === 'MODULE_NOT_FOUND' || err.code === 'ERR_MODULE_NOT_FOUND')) {
-      throw wrapError(ImportModuleError, err);
-    }
+    if (err instanceof SyntaxError) throw new UserCodeSyntaxError(err);
+    if (err && err.code === 'MODULE_NOT_FOUND') throw new ImportModuleError(err);
     throw err;
   }
-  const func = match[2].split('.').reduce((obj, key) => (obj == null ? undefined : obj[key]), mod);
-  if (func === undefined || func === null) {
-    throw new HandlerNotFound(`${handlerString} is undefined or not exported`);
-  }
-  if (typeof func !== 'function') {
-    throw new HandlerNotFound(`${handlerString} is not a function`);
-  }
+  const func = match[2].split('.').reduce((obj, key) => obj && obj[key], mod);
+  if (!func) throw new HandlerNotFound(`${handlerString} is undefined or not exported`);
+  if (typeof func !== 'function') throw new HandlerNotFound(`${handlerString} is not a function`);
   return func;
 }
 

@@ -3,13 +3,14 @@
 // sor's language runtime adapter for Node.js 18+ (protocol version 1, see runtimes/PROTOCOL.md).
 // Plain Node with no dependencies: it loads the handler once (loader.js), then answers invoke
 // messages read as JSON lines from fd 3 with JSON lines on fd 4; stdout and stderr stay the
-// function's logs. Remote debugging (debug.js, bridge.js) is loaded only when asked for.
+// function's logs, written as Node's Lambda runtime writes them (logs.js). Remote debugging
+// (debug.js, bridge.js) is loaded only when asked for.
 
 const fs = require('fs');
 const net = require('net');
-const readline = require('readline');
-const { UnhandledPromiseRejection, errorPayload } = require('./errors.js');
+const { UnhandledPromiseRejection, errorPayload, xrayCause } = require('./errors.js');
 const { loadHandler } = require('./loader.js');
+const { ids, patchConsole } = require('./logs.js');
 
 // ---------------------------------------------------------------------------------------------
 // The protocol channel.
@@ -40,13 +41,48 @@ function writeAll(fd, text) {
   }
 }
 
-function lineReader(fd) {
+// A line as text. sor writes a lone surrogate of a JSON string (an event's "\ud800") as its
+// three-byte form ED A0..BF 80..BF, which strict UTF-8 refuses and would turn into three U+FFFD:
+// decoded as the surrogate it is, it round trips as Lambda's runtime echoes it.
+function decodeLine(buf) {
+  let at = buf.indexOf(0xed);
+  if (at === -1) return buf.toString('utf8');
+  let text = '';
+  let from = 0;
+  for (; at !== -1 && at + 2 < buf.length; at = buf.indexOf(0xed, at + 1)) {
+    const b1 = buf[at + 1];
+    const b2 = buf[at + 2];
+    if (b1 >= 0xa0 && b1 <= 0xbf && b2 >= 0x80 && b2 <= 0xbf) {
+      const surrogate = 0xd000 | ((b1 & 0x3f) << 6) | (b2 & 0x3f);
+      text += buf.toString('utf8', from, at) + String.fromCharCode(surrogate);
+      from = at + 3;
+    }
+  }
+  return text + buf.toString('utf8', from);
+}
+
+// Calls onLine(text) for every line of fd, then onEnd() at end of file.
+function readLines(fd, onLine, onEnd) {
   const stat = fs.fstatSync(fd);
   const stream =
     stat.isFIFO() || stat.isSocket()
       ? new net.Socket({ fd, readable: true, writable: false })
       : fs.createReadStream(null, { fd });
-  return readline.createInterface({ input: stream, crlfDelay: Infinity });
+  let partial = [];
+  stream.on('data', (chunk) => {
+    let start = 0;
+    for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
+      partial.push(chunk.subarray(start, nl));
+      onLine(decodeLine(partial.length === 1 ? partial[0] : Buffer.concat(partial)));
+      partial = [];
+      start = nl + 1;
+    }
+    if (start < chunk.length) partial.push(Buffer.from(chunk.subarray(start))); // a copy: kept
+  });
+  stream.on('end', () => {
+    if (partial.length) onLine(decodeLine(Buffer.concat(partial)));
+    onEnd();
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -73,7 +109,8 @@ function makeContext(ctx, outcome) {
       waits = value;
     },
     succeed: (result) => outcome.succeed(result),
-    fail: (err) => outcome.fail(err),
+    // as the runtime does: failing with nothing is failing with the string "handled"
+    fail: (err) => outcome.fail(err === undefined || err === null ? 'handled' : err),
     done: (err, result) => (err !== undefined && err !== null ? outcome.fail(err) : outcome.succeed(result)),
     functionVersion: ctx.function_version,
     functionName: ctx.function_name,
@@ -84,6 +121,7 @@ function makeContext(ctx, outcome) {
     identity: parseMaybe(ctx.identity),
     invokedFunctionArn: ctx.invoked_function_arn,
     awsRequestId: ctx.aws_request_id,
+    tenantId: ctx.tenant_id === null ? undefined : ctx.tenant_id,
     getRemainingTimeInMillis: () => deadline - Date.now(),
   };
 }
@@ -100,7 +138,7 @@ function whenDrained(baseline, isSettled, then) {
   setTimeout(poll, 10);
 }
 
-function runHandler(handler, event, ctx) {
+function runHandler(user, event, ctx) {
   return new Promise((resolve) => {
     let settled = false;
     const outcome = {
@@ -110,31 +148,36 @@ function runHandler(handler, event, ctx) {
           resolve({ ok: true, value });
         }
       },
-      fail(err) {
+      fail(err, logged = false) {
         if (!settled) {
           settled = true;
-          resolve({ ok: false, err });
+          resolve({ ok: false, err, logged });
         }
       },
     };
     current = outcome;
     const callback = (err, value) =>
       err !== undefined && err !== null ? outcome.fail(err) : outcome.succeed(value);
-    const baseline = process.getActiveResourcesInfo().length;
-    let returned;
-    try {
-      returned = handler(event, makeContext(ctx, outcome), callback);
-    } catch (err) {
-      outcome.fail(err);
-      return;
-    }
-    if (returned && typeof returned.then === 'function') {
-      Promise.resolve(returned).then(outcome.succeed, outcome.fail);
-    } else {
-      // As on Lambda, what a non-async handler returns is ignored: it answers through the
-      // callback or context.succeed/fail/done, or with null once its work is done.
-      whenDrained(baseline, () => settled, () => outcome.succeed(null));
-    }
+    const context = makeContext(ctx, outcome);
+    // Called from a fresh task, so that the stack frames below the handler's (in its errors'
+    // traces and logs) are two, not the adapter's whole call chain.
+    setImmediate(function callHandler() {
+      const baseline = process.getActiveResourcesInfo().length;
+      let returned;
+      try {
+        returned = user.handler(event, context, callback);
+      } catch (err) {
+        callback(err); // as the runtime does: `throw undefined` is a success
+        return;
+      }
+      if (returned && typeof returned.then === 'function') {
+        Promise.resolve(returned).then(context.succeed, context.fail);
+      } else {
+        // As on Lambda, what a non-async handler returns is ignored: it answers through the
+        // callback or context.succeed/fail/done, or with null once its work is done.
+        whenDrained(baseline, () => settled, () => outcome.succeed(null));
+      }
+    });
   });
 }
 
@@ -143,24 +186,39 @@ function runHandler(handler, event, ctx) {
 
 let current = null; // the outcome of the running invocation, for uncaught errors
 let outFd = 4;
+let logError = (label, err) => console.error(label, err); // until the console is patched
+let ready = false;
 
 function send(message) {
   writeAll(outFd, `${JSON.stringify(message)}\n`);
 }
 
-function sendResult(id, value) {
+// Answers carry the invoke's seal when it has one (PROTOCOL.md, "The seal"): it is never given to
+// the handler, only echoed.
+
+// A handler error: logged as the runtime logs it (unless it was already), then answered with its
+// X-Ray cause.
+function sendError(id, seal, err, logged = false) {
+  if (!logged) logError('Invoke Error', err);
+  send({ type: 'error', id, seal, error: errorPayload(err), xray: xrayCause(err) });
+}
+
+function sendResult(id, seal, value) {
   let json;
   try {
     json = JSON.stringify(value === undefined ? null : value);
-  } catch (err) {
-    send({ type: 'error', id, error: errorPayload(err) });
+  } catch (_) {
+    sendError(id, seal, new Error('Unable to stringify response body'));
     return;
   }
-  writeAll(outFd, `{"type":"result","id":${JSON.stringify(id)},"result":${json ?? 'null'}}\n`);
+  const sealed = typeof seal === 'string' ? `,"seal":${JSON.stringify(seal)}` : '';
+  const head = `{"type":"result","id":${JSON.stringify(id)}${sealed},"result":`;
+  writeAll(outFd, `${head}${json ?? 'null'}}\n`);
 }
 
-async function invoke(handler, message) {
-  const ctx = message.context && typeof message.context === 'object' ? message.context : {};
+async function invoke(user, message, event) {
+  const { context: ctx, seal } = message;
+  ids.set(message.id, ctx.tenant_id === null ? undefined : ctx.tenant_id);
   if (ctx.trace_id) process.env._X_AMZN_TRACE_ID = String(ctx.trace_id);
   else delete process.env._X_AMZN_TRACE_ID;
   let debugging = null;
@@ -172,21 +230,156 @@ async function invoke(handler, message) {
     }
   }
   try {
-    const outcome = await runHandler(handler, message.event, ctx);
-    if (outcome.ok) sendResult(message.id, outcome.value);
-    else send({ type: 'error', id: message.id, error: errorPayload(outcome.err) });
+    let outcome;
+    try {
+      // An event that is not JSON fails its invocation with JSON.parse's SyntaxError, as on
+      // Lambda, instead of breaking the protocol.
+      outcome = await runHandler(user, event(), ctx);
+    } catch (err) {
+      outcome = { ok: false, err };
+    }
+    if (outcome.ok) sendResult(message.id, seal, outcome.value);
+    else sendError(message.id, seal, outcome.err, outcome.logged);
   } finally {
     current = null;
     if (debugging) await debugging.end(); // the bridge, then the inspector: see debug.js
   }
 }
 
-function fatal(err) {
-  // As Lambda does: the running invocation fails with the error, then the process ends.
-  const payload = errorPayload(err);
-  if (current) current.fail(err);
-  else console.error(`${payload.errorType}: ${payload.errorMessage}`);
-  setImmediate(() => process.exit(129));
+function fatal(err, label, status) {
+  // As Lambda does: the running invocation fails with the error, then the process ends; before
+  // `ready` it is the init error.
+  logError(label, err);
+  if (current) current.fail(err, true);
+  else if (!ready) send({ type: 'init_error', error: errorPayload(err) });
+  setImmediate(() => process.exit(status));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages from sor. Nothing sor sends may leave it waiting: a line that is not a message this
+// adapter understands is answered at once (see "Unreadable messages" in PROTOCOL.md).
+
+// Ends the process on a line that names no invocation to answer: sor sees the exit at once.
+function protocolError(what) {
+  process.stderr.write(`sor: protocol error: ${what}; the Node adapter stops\n`);
+  process.exit(2);
+}
+
+function describe(line) {
+  return line.length > 200 ? `${JSON.stringify(line.slice(0, 200))}...` : JSON.stringify(line);
+}
+
+const INVOKE_HEAD = /^\s*\{\s*"type"\s*:\s*"invoke"\s*,\s*"id"\s*:\s*("(?:[^"\\]|\\.)*")/;
+const EVENT_KEY = /\s*,\s*"event"\s*:/y;
+
+// The id of an invoke line that is not JSON, read from its head (sor writes "type" and "id"
+// first), or undefined.
+function idOfBrokenLine(line) {
+  const head = INVOKE_HEAD.exec(line);
+  if (!head) return undefined;
+  try {
+    return JSON.parse(head[1]);
+  } catch (_) {
+    return undefined;
+  }
+}
+
+// The text of the event of an invoke line that is not JSON: what lies between "event": and the
+// "context" member whose rest of the line is JSON (sor writes the context after the event).
+// Undefined when the envelope itself is broken.
+function eventTextOf(line) {
+  EVENT_KEY.lastIndex = INVOKE_HEAD.exec(line)[0].length;
+  if (!EVENT_KEY.exec(line)) return undefined;
+  const start = EVENT_KEY.lastIndex;
+  const candidates = [];
+  const key = /,\s*"context"\s*:/g;
+  key.lastIndex = start;
+  for (let found = key.exec(line); found; found = key.exec(line)) candidates.push(found.index);
+  for (const at of candidates.reverse()) {
+    try {
+      const rest = JSON.parse(`{${line.slice(at + 1)}`);
+      if (rest.context && typeof rest.context === 'object') {
+        return { text: line.slice(start, at).replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, ''), rest };
+      }
+    } catch (_) {
+      // not this one: the text belongs to the event
+    }
+  }
+  return undefined;
+}
+
+function parseMessage(line) {
+  let message;
+  try {
+    message = JSON.parse(line);
+  } catch (err) {
+    const id = idOfBrokenLine(line);
+    if (id === undefined) {
+      protocolError(`a request that is not JSON (${err.message}): ${describe(line)}`);
+    }
+    const event = eventTextOf(line);
+    if (event) {
+      // Only the event is not JSON: its invocation fails as the runtime's would.
+      const message = { type: 'invoke', ...event.rest, id };
+      return { message, event: () => JSON.parse(event.text) };
+    }
+    const seal = /"seal"\s*:\s*"([0-9A-Za-z]+)"\s*\}\s*$/.exec(line.slice(-200));
+    const why = `the invoke message is not JSON: ${err.message}`;
+    return invalid(id, seal ? seal[1] : undefined, 'Runtime.UnmarshalError', why);
+  }
+  if (!message || typeof message !== 'object' || Array.isArray(message)) {
+    protocolError(`a request that is not a JSON object: ${describe(line)}`);
+  }
+  const type = JSON.stringify(message.type);
+  if (typeof message.id !== 'string' || !message.id) {
+    protocolError(`a request of type ${type} without an id: ${describe(line)}`);
+  }
+  if (message.type !== 'invoke') {
+    const why = `a message of unknown type ${type}`;
+    return invalid(message.id, message.seal, 'Runtime.InvalidRequest', why);
+  }
+  if (!('event' in message) || !message.context || typeof message.context !== 'object') {
+    const why = 'an invoke message without an event or a context object';
+    return invalid(message.id, message.seal, 'Runtime.InvalidRequest', why);
+  }
+  return { message, event: () => message.event };
+}
+
+function invalid(id, seal, errorType, why) {
+  return { invalid: { id, seal: typeof seal === 'string' ? seal : undefined, errorType, why } };
+}
+
+async function handle(user, line) {
+  if (!line.trim()) return; // not a message
+  const parsed = parseMessage(line);
+  if (parsed.invalid) {
+    const { id, seal, errorType, why } = parsed.invalid;
+    const errorMessage = `the Node adapter cannot read this request: ${why}`;
+    process.stderr.write(`sor: ${errorMessage}\n`);
+    send({ type: 'error', id, seal, error: { errorType, errorMessage, stackTrace: [] } });
+    return;
+  }
+  await invoke(user, parsed.message, parsed.event);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start.
+
+// NODE_PATH as Lambda's Node runtime sets it when the function has none, with the layer folder
+// where sor's layer is ($SOR_LAYER_DIR, /opt on Lambda): a Node layer's modules resolve.
+function setNodePath(env) {
+  if (env.NODE_PATH) return;
+  const layer = env.SOR_LAYER_DIR || '/opt';
+  const runtimeDir = env.LAMBDA_RUNTIME_DIR || '/var/runtime';
+  const major = process.versions.node.split('.')[0];
+  env.NODE_PATH = [
+    `${layer}/nodejs/node${major}/node_modules`,
+    `${layer}/nodejs/node_modules`,
+    `${runtimeDir}/node_modules`,
+    runtimeDir,
+    env.LAMBDA_TASK_ROOT || process.cwd(),
+  ].join(':');
+  require('module').Module._initPaths(); // this process's own require reads it only at start
 }
 
 async function main() {
@@ -206,39 +399,36 @@ async function main() {
     });
     process.exit(1);
   }
-  let handler;
+  logError = patchConsole(env);
+  setNodePath(env);
+  process.on('uncaughtException', (err) => fatal(err, 'Uncaught Exception', 129));
+  process.on('unhandledRejection', (reason, promise) => {
+    const err = new UnhandledPromiseRejection(reason);
+    err.reason = reason;
+    err.promise = promise;
+    fatal(err, 'Unhandled Promise Rejection', 128);
+  });
+  // Called as user.handler(...), as the runtime calls this.handler(...): stack frames read
+  // "at exports.main [as handler]" as on Lambda.
+  const user = {};
   try {
-    handler = await loadHandler(env.LAMBDA_TASK_ROOT || process.cwd(), env.SOR_HANDLER || env._HANDLER);
+    const root = env.LAMBDA_TASK_ROOT || process.cwd();
+    user.handler = await loadHandler(root, env.SOR_HANDLER || env._HANDLER);
   } catch (err) {
+    logError('Uncaught Exception', err);
     send({ type: 'init_error', error: errorPayload(err) });
     process.exit(1);
   }
-  process.on('uncaughtException', fatal);
-  process.on('unhandledRejection', (reason) => {
-    const err = new UnhandledPromiseRejection(String(reason));
-    if (reason && typeof reason.stack === 'string') err.stack = reason.stack;
-    fatal(err);
-  });
-  const lines = lineReader(inFd);
   let queue = Promise.resolve();
-  lines.on('line', (line) => {
-    queue = queue.then(() => handle(handler, line));
-  });
-  lines.on('close', () => queue.then(() => process.exit(0))); // sor closed the pipe: we are done
+  readLines(
+    inFd,
+    (line) => {
+      queue = queue.then(() => handle(user, line));
+    },
+    () => queue.then(() => process.exit(0)), // sor closed the pipe: we are done
+  );
+  ready = true;
   send({ type: 'ready' });
-}
-
-async function handle(handler, line) {
-  if (!line.trim()) return;
-  let message;
-  try {
-    message = JSON.parse(line);
-  } catch (err) {
-    console.error(`sor: ignoring a request that is not JSON (${err.message})`);
-    return;
-  }
-  if (message && message.type === 'invoke') await invoke(handler, message);
-  else console.error(`sor: ignoring a request of type ${JSON.stringify(message && message.type)}`);
 }
 
 main();

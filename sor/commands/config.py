@@ -16,10 +16,11 @@ from typing import Any
 
 import yaml
 
-from sor.config.loader import DEFAULT, Loaded, load_with_origins
+from sor.config.effective import DEFAULT
+from sor.config.loader import Loaded, load_with_origins
 from sor.config.model import HOOKS, Config
 from sor.config.rules import PathKey
-from sor.errors import ConfigError
+from sor.errors import ConfigError, Invalid
 
 _PLAIN = re.compile(r"^[A-Za-z_/.][\w./@-]*$")
 _RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
@@ -31,16 +32,16 @@ def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if args.dir is not None:
         folder = Path(args.dir)
         if not folder.is_dir():
-            print(f"sor config: no such folder: {args.dir}", file=sys.stderr)
-            return 1
+            raise Invalid(f"no such folder: {args.dir}")
         env["LAMBDA_TASK_ROOT"] = str(folder.absolute())
     try:
         loaded = load_with_origins(env, Path.cwd())
     except ConfigError as exc:
+        if not exc.problems:  # no configuration at all: nothing to point at
+            raise Invalid(exc.message) from None
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        print(f"sor config: {exc.message if not exc.problems else 'invalid'}", file=sys.stderr)
-        return 1
+        raise Invalid(f"the configuration is invalid: {len(exc.problems)} problem(s)") from None
     sys.stdout.write(render(loaded))
     return 0
 
@@ -80,6 +81,7 @@ def render(loaded: Loaded) -> str:
         f"  partial_batch_response: {_scalar(ce.partial_batch_response)}",
         ("cloudevents", "partial_batch_response"),
     )
+    row(f"  malformed: {ce.malformed}", ("cloudevents", "malformed"))
     if ce.mappings:
         row("  mappings:", ("cloudevents", "mappings"))
         dumped = yaml.safe_dump(list(ce.mappings), sort_keys=False, default_flow_style=False)
@@ -111,6 +113,7 @@ def _runtime(config: Config, row: Any) -> None:
     if r.command is not None:
         row(f"  command: {json.dumps(list(r.command))}", ("runtime", "command"))
     row(f"  signature: {r.signature}", ("runtime", "signature"))
+    row(f"  concurrency: {r.concurrency}", ("runtime", "concurrency"))
 
 
 def _duration(seconds: float) -> str:

@@ -12,8 +12,6 @@ from types import FrameType
 
 from sor.errors import UsageError
 
-_CONFIG_ERROR = "Sor.ConfigError"
-
 
 def function_env(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]:
     """``env`` plus the ``--env K=V`` values (which win)."""
@@ -75,7 +73,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from sor.emulator.emulator import MAX_PAYLOAD, Emulator
+    from sor.emulator.emulator import Emulator
+    from sor.limits import MAX_PAYLOAD
     from sor.logs import Log
 
     directory = function_dir(args)
@@ -96,6 +95,5 @@ def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     out = sys.stdout.buffer
     out.write(result.body if result.body.endswith(b"\n") else result.body + b"\n")
     out.flush()
-    if result.function_error is None:
-        return 0
-    return 2 if result.error_type() == _CONFIG_ERROR else 1
+    # A config error never gets here: the config is loaded above, in this process (exit 2).
+    return 0 if result.function_error is None else 1

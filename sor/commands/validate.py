@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from sor.config.loader import check_file, load
-from sor.errors import ConfigError, Problem, UsageError
+from sor.errors import ConfigError, Invalid, Problem, UsageError
 
 
 def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -35,13 +35,11 @@ def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             load(env, Path.cwd())
         except ConfigError as exc:
             if not exc.problems:  # no configuration at all: nothing to point at
-                print(f"sor validate: {exc.message}", file=sys.stderr)
-                return 1
+                raise Invalid(exc.message) from None
             problems.extend(exc.problems)
     sys.stdout.write(render(problems, args.format))
     if problems:
-        print(f"sor validate: {len(problems)} problem(s) in {what}", file=sys.stderr)
-        return 1
+        raise Invalid(f"{len(problems)} problem(s) in {what}")
     print(f"sor validate: {what}: valid", file=sys.stderr)
     return 0
 

@@ -6,11 +6,15 @@ frozen `Config`, with the origin of every value and the problems only the whole 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+if TYPE_CHECKING:
+    from sor.events.declarative import Compiled
+
+from sor.config.merge import Merged, supplier
 from sor.config.model import (
     HOOKS,
     CloudEventsSettings,
@@ -23,12 +27,8 @@ from sor.config.model import (
     Timeouts,
 )
 from sor.config.rules import PathKey, duration_seconds, handler_problem, name_problem
-from sor.errors import Problem
+from sor.errors import ConfigError, Problem
 from sor.resources import data_path
-
-if TYPE_CHECKING:
-    from sor.config.loader import Merged
-    from sor.config.yaml_source import Source
 
 MIDDLEWARE_VARS = ("SOR_MIDDLEWARES", "SLSMIDDLEWARES")  # the first one set wins
 
@@ -88,31 +88,6 @@ def env_middlewares(env: Mapping[str, str]) -> EnvMiddlewares | None:
 _MISSING: Any = object()
 
 
-def _child(node: Any, part: str | int) -> Any:
-    if isinstance(node, dict) and part in node:
-        return node[part]
-    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-        return node[part]
-    return _MISSING
-
-
-def supplier(sources: Sequence[Source], path: PathKey) -> Source | None:
-    """The file the merged node at `path` comes from, or None when no file's node survived the
-    merge (mappings merge key by key, anything else replaces, as `sor.config.loader.merge` does): an
-    item of a list that a later file replaced is not the merged item, even at the same index."""
-    live: list[tuple[Source, Any]] = [(s, s.data) for s in sources]
-    for part in path:
-        live = [(s, child) for s, node in live if (child := _child(node, part)) is not _MISSING]
-        # The last node replaces the ones before it, unless they are mappings in a row to it.
-        start = len(live) - 1
-        while (
-            start > 0 and isinstance(live[start][1], dict) and isinstance(live[start - 1][1], dict)
-        ):
-            start -= 1
-        live = live[max(start, 0) :]
-    return live[-1][0] if live else None
-
-
 def _p(base: PathKey, *parts: str | int) -> PathKey:
     return (*base, *parts)
 
@@ -164,7 +139,7 @@ class _Builder:
         return found
 
     def runtime(self) -> RuntimeSettings:
-        language = self.value(("runtime", "language"), "python")
+        language = self.value(("runtime", "language"), RuntimeSettings.language)
         handler = self.value(("runtime", "handler"), None)
         if handler is None and self.env.get("_HANDLER"):
             handler = self.env["_HANDLER"]
@@ -181,16 +156,14 @@ class _Builder:
                     "sor.yml, or the _HANDLER environment variable",
                 )
             )
-        if language == "exec" and command is None:
-            self.problems.append(
-                self.merged.problem(("runtime", "language"), "language exec needs `command`")
-            )
-        signature = self.value(("runtime", "signature"), "event")
+        signature = self.value(("runtime", "signature"), RuntimeSettings.signature)
+        concurrency = self.value(("runtime", "concurrency"), RuntimeSettings.concurrency)
         return RuntimeSettings(
             language=language,
             handler=handler,
             command=tuple(command) if command is not None else None,
             signature=signature,
+            concurrency=concurrency,
         )
 
     def middlewares(self, default_timeout: float) -> tuple[Middleware, ...]:
@@ -239,7 +212,12 @@ class _Builder:
                 timeouts[hook] = default_timeout
                 self.origins[into_hook] = Origin(f"timeouts.middleware: {self.fallback}")
         settings: dict[str, Any] = {}
-        for key, default in (("mode", "exec"), ("on_error", "fail"), ("hooks", list(HOOKS))):
+        defaults = (
+            ("mode", Middleware.mode),
+            ("on_error", Middleware.on_error),
+            ("hooks", list(Middleware.hooks)),
+        )
+        for key, default in defaults:
             settings[key] = self.value(_p(at, key), default, _p(into, key)) if path else default
             if path is None:
                 self.origins[_p(into, key)] = self.default
@@ -287,6 +265,22 @@ class _Builder:
         self.report(at, name, f"middleware {name!r} not found: there is no {looked}")
         return None
 
+    def compiled(self, mappings: tuple[dict[str, Any], ...]) -> tuple[Compiled, ...]:
+        """The declarative mappings compiled now, each one that fails a problem at its place."""
+        if not mappings:
+            return ()
+        from sor.events.declarative import compile_one  # only configs with mappings pay
+
+        out = []
+        for i, spec in enumerate(mappings):
+            try:
+                out.append(compile_one(spec, i))
+            except ConfigError as exc:
+                self.problems.append(
+                    self.merged.problem(("cloudevents", "mappings", i), exc.message)
+                )
+        return tuple(out)
+
     def report(self, at: PathKey, name: str, message: str) -> None:
         if at:
             self.problems.append(self.merged.problem(_p(at, "name"), message))
@@ -300,19 +294,24 @@ def build(
 ) -> tuple[Config, dict[PathKey, Origin], list[Problem]]:
     """The `Config` of validated, merged data under `env`; also origins and late problems."""
     b = _Builder(merged, env, root, layer)
-    version = b.value(("version",), 1)
+    version = b.value(("version",), Config.version)
     timeouts = Timeouts(
         grace=b.seconds(("timeouts", "grace"), Timeouts.grace),
         middleware=b.seconds(("timeouts", "middleware"), Timeouts.middleware),
     )
     runtime = b.runtime()
     middlewares = b.middlewares(timeouts.middleware)
+    mappings = tuple(b.value(("cloudevents", "mappings"), []))
     cloudevents = CloudEventsSettings(
-        partial_batch_response=b.value(("cloudevents", "partial_batch_response"), False),
-        mappings=tuple(b.value(("cloudevents", "mappings"), [])),
+        partial_batch_response=b.value(
+            ("cloudevents", "partial_batch_response"), CloudEventsSettings.partial_batch_response
+        ),
+        malformed=b.value(("cloudevents", "malformed"), CloudEventsSettings.malformed),
+        mappings=mappings,
+        compiled=b.compiled(mappings),
     )
     debug = DebugSettings(
-        enabled=b.value(("debug", "enabled"), False),
+        enabled=b.value(("debug", "enabled"), DebugSettings.enabled),
         allow=tuple(b.value(("debug", "allow"), [])),
     )
     shutdown = ShutdownSettings(

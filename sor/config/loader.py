@@ -13,9 +13,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sor.config.effective import DEFAULT, Origin, build, env_middlewares, supplier
+from sor.config.effective import Origin, build
+from sor.config.merge import Merged
 from sor.config.model import Config
 from sor.config.rules import PathKey
 from sor.errors import ConfigError, Problem
@@ -33,37 +34,6 @@ class Loaded:
     config: Config
     files: tuple[Path, ...]
     origins: Mapping[PathKey, Origin]
-
-
-class Merged:
-    """The files of a config merged in order; places problems in the right file."""
-
-    def __init__(self, sources: list[Source]) -> None:
-        self.sources = sources
-        self.data: dict[str, Any] = {}
-        for source in sources:
-            self.data = merge(self.data, source.data)
-
-    def problem(self, path: PathKey, message: str, *, key: bool = False) -> Problem:
-        """A problem placed in the file whose node at `path` (or its nearest ancestor) the merge
-        kept: never in an earlier file whose list a later one replaced."""
-        for n in range(len(path), -1, -1):
-            source = supplier(self.sources, path[:n])
-            if source is not None:
-                return source.problem(path, message, key=key)
-        from sor.config.yaml_source import dotted
-
-        return Problem("<config>", 1, 1, dotted(path), message)
-
-
-def merge(base: Any, over: Any) -> Any:
-    """`over` on top of `base`: mappings merge key by key, anything else (lists too) replaces."""
-    if isinstance(base, dict) and isinstance(over, dict):
-        out = dict(base)
-        for key, value in over.items():
-            out[key] = merge(base[key], value) if key in base else value
-        return out
-    return over
 
 
 def task_root(env: Mapping[str, str], cwd: Path) -> Path:
@@ -160,19 +130,3 @@ def load_with_origins(env: Mapping[str, str], cwd: Path, *, quick: bool = False)
 
 def _absolute(path: Path) -> Path:
     return Path(os.path.normpath(path.absolute()))
-
-
-__all__ = [
-    "DEFAULT",
-    "Loaded",
-    "Merged",
-    "Origin",
-    "check_file",
-    "discover",
-    "env_middlewares",
-    "layer_dir",
-    "load",
-    "load_with_origins",
-    "merge",
-    "task_root",
-]

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from sor.events.declarative import Compiled
 
 Language = Literal["python", "node", "exec"]
 Signature = Literal["event", "cloudevent"]
 Mode = Literal["exec", "persistent"]
 OnError = Literal["fail", "continue"]
+Malformed = Literal["respond", "fail"]
 Hook = Literal["before", "after", "error", "shutdown"]
 HOOKS: tuple[Hook, ...] = ("before", "after", "error")  # the hooks of an invocation: the default
 ALL_HOOKS: tuple[Hook, ...] = (*HOOKS, "shutdown")
@@ -55,6 +59,7 @@ class RuntimeSettings:
     handler: str | None = None
     command: tuple[str, ...] | None = None
     signature: Signature = "event"
+    concurrency: int | Literal["auto"] = "auto"  # at most this many invocations at once
 
 
 @dataclass(frozen=True)
@@ -65,9 +70,21 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class CloudEventsSettings:
+    """``cloudevents``: the declarative mappings as validated data and compiled, so that a bad
+    one fails when the config is built (at init), never at the first event."""
+
     partial_batch_response: bool = False
-    # Declarative mappings as validated JSON-like data; sor's CloudEvents module compiles them.
+    # A malformed CloudEvent from an HTTP trigger: answer the caller 400, or fail the invocation.
+    malformed: Malformed = "respond"
     mappings: tuple[dict[str, Any], ...] = ()
+    compiled: tuple[Compiled, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.mappings and not self.compiled:
+            # Only configs with mappings load the path compiler. Raises ConfigError.
+            from sor.events.declarative import compile_mappings
+
+            object.__setattr__(self, "compiled", compile_mappings(self.mappings))
 
 
 @dataclass(frozen=True)

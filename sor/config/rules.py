@@ -12,6 +12,7 @@ import math
 import re
 from typing import Any, Protocol
 
+from sor.config.model import RuntimeSettings
 from sor.errors import Problem
 
 PathKey = tuple[str | int, ...]
@@ -128,7 +129,7 @@ def semantic_problems(data: Any, at: Locator) -> list[Problem]:
 
 def _runtime(runtime: dict[str, Any], at: Locator) -> list[Problem]:
     out: list[Problem] = []
-    language = runtime.get("language", "python")
+    language = runtime.get("language", RuntimeSettings.language)
     handler = runtime.get("handler")
     if isinstance(language, str) and isinstance(handler, str) and handler:
         problem = handler_problem(language, handler)

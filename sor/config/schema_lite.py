@@ -9,8 +9,8 @@ using any keyword this module does not know makes every verdict "unsupported", n
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from typing import Any, Literal
+from collections.abc import Iterator, Mapping, Sized
+from typing import Any, Literal, cast
 
 Verdict = Literal["valid", "invalid", "unsupported"]
 
@@ -68,6 +68,17 @@ _ASSERTIONS = frozenset(
 _SCHEMA_LISTS = ("anyOf", "allOf", "oneOf")
 _SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
 _SCHEMA_VALUES = ("additionalProperties", "propertyNames", "items", "not", "if", "then", "else")
+
+
+# Bounds on the size of a value: the type of value each applies to, and whether it is a minimum.
+_SIZE_BOUNDS: dict[str, tuple[type, bool]] = {
+    "minProperties": (dict, True),
+    "maxProperties": (dict, False),
+    "minItems": (list, True),
+    "maxItems": (list, False),
+    "minLength": (str, True),
+    "maxLength": (str, False),
+}
 
 
 class _Unsupported(Exception):
@@ -142,6 +153,12 @@ class _Checker:
             return self.valid(schema.get(branch, True), value)
         if key in ("then", "else"):
             return True  # applied by "if"; without an "if" they do nothing
+        if key in _SIZE_BOUNDS:
+            sized, at_least = _SIZE_BOUNDS[key]
+            if not isinstance(value, sized):
+                return True
+            size = len(cast(Sized, value))
+            return bool(size >= arg) if at_least else bool(size <= arg)
         if isinstance(value, dict):
             return self._object(key, arg, schema, value)
         if isinstance(value, list):
@@ -174,19 +191,11 @@ class _Checker:
             )
         if key == "propertyNames":
             return all(self.valid(arg, name) for name in value)
-        if key == "minProperties":
-            return bool(len(value) >= arg)
-        if key == "maxProperties":
-            return bool(len(value) <= arg)
         return True
 
     def _array(self, key: str, arg: Any, value: list[Any]) -> bool:
         if key == "items":
             return all(self.valid(arg, item) for item in value)
-        if key == "minItems":
-            return bool(len(value) >= arg)
-        if key == "maxItems":
-            return bool(len(value) <= arg)
         if key == "uniqueItems":
             return not arg or not any(
                 _equal(a, b) for i, a in enumerate(value) for b in value[i + 1 :]
@@ -195,10 +204,6 @@ class _Checker:
 
     @staticmethod
     def _string(key: str, arg: Any, value: str) -> bool:
-        if key == "minLength":
-            return bool(len(value) >= arg)
-        if key == "maxLength":
-            return bool(len(value) <= arg)
         if key == "pattern":
             return re.search(arg, value) is not None
         return True

@@ -36,19 +36,11 @@ from sor.emulator.answers import (
 )
 from sor.emulator.extensions import MAX_REGISTER_BODY
 from sor.emulator.extensions import PREFIX as EXTENSION_PREFIX
-from sor.emulator.sandbox import MAX_PAYLOAD, Sandbox
+from sor.emulator.sandbox import Sandbox
 from sor.errors import UsageError
 from sor.http.server import RequestHandler
+from sor.limits import MAX_PAYLOAD
 from sor.logs import Log
-
-__all__ = [
-    "MAX_PAYLOAD",
-    "Emulator",
-    "InvokeResult",
-    "client_context_header",
-    "invoke_server",
-    "lambda_environment",
-]
 
 _PREFIX = "/2018-06-01/runtime"
 _INVOCATION = re.compile(rf"^{_PREFIX}/invocation/([^/]+)/(response|error)$")

@@ -10,7 +10,6 @@ started and is started again for the next invocation, as Lambda resets a sandbox
 from __future__ import annotations
 
 import collections
-import os
 import signal
 import threading
 import time
@@ -21,12 +20,14 @@ from dataclasses import dataclass, field
 from sor.emulator import answers
 from sor.emulator.answers import InvokeResult
 from sor.emulator.extensions import Extensions, Outcome
+from sor.limits import MAX_PAYLOAD
 from sor.logs import Log
-from sor.process import pipes, tree
-from sor.process.spawn import Child, spawn
+from sor.process import tree
+from sor.process.spawn import Child
+from sor.process.supervised import Retired, Supervised
 
-MAX_PAYLOAD = 6 * 1024 * 1024 + 100  # Lambda's synchronous limit, as the Runtime API enforces it
 _TOO_LARGE = f"Exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes)."
+_LOG_WAIT = 0.5  # for the last log lines of a bootstrap that ended
 _STOP_GRACE = 2.0  # how long a stopping bootstrap may take to end its own children after SIGTERM
 
 
@@ -50,8 +51,8 @@ class Invocation:
 class _Bootstrap:
     """A started bootstrap; ``code`` is set by its watcher once it has ended and been reaped."""
 
+    proc: Supervised
     child: Child
-    pump: pipes.LogPump
     code: int | None = None
     ended: bool = False
     initialized: bool = False
@@ -83,6 +84,7 @@ class Sandbox:
         self._boot: _Bootstrap | None = None
         self._current: Invocation | None = None
         self._answered: collections.deque[str] = collections.deque(maxlen=16)
+        self._retired = Retired()
         self._stopping = False
 
     def start(self) -> None:
@@ -92,25 +94,24 @@ class Sandbox:
 
     def _spawn(self) -> _Bootstrap:
         """Start a new bootstrap; the caller holds ``_cv``."""
-        log_r, log_w = pipes.make_pipe()
-        try:
-            env = {**self.env, "PWD": self.cwd}
-            child = spawn(self.argv, env=env, stdout=log_w, stderr=log_w, cwd=self.cwd)
-        except OSError:
-            os.close(log_r)
-            raise
-        finally:
-            os.close(log_w)
-        pump = pipes.LogPump(log_r, self.log.raw)  # the function's logs, as Lambda shows them
-        pump.start()
-        self._boot = boot = _Bootstrap(child, pump)
+        proc = Supervised(  # its stdout and stderr are the function's logs, as Lambda shows them
+            self.argv,
+            env={**self.env, "PWD": self.cwd},
+            emit=self.log.raw,
+            retired=self._retired,
+            cwd=self.cwd,
+            logs=(1, 2),
+        )
+        self._boot = boot = _Bootstrap(proc, proc.child)
         threading.Thread(target=self._watch, args=(boot,), daemon=True, name="sor-watch").start()
         return boot
 
     def _watch(self, boot: _Bootstrap) -> None:
         tree.wait_exit(boot.child, None)
+        # Kills what is left of its group and reaps it; its last log lines may take a moment.
+        code = boot.proc.stop(stderr_wait=_LOG_WAIT)
         with self._cv:
-            boot.code = boot.child.close()  # kills what is left of its group, then reaps it
+            boot.code = code
             boot.ended = True
             self._cv.notify_all()
 

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sor.config.model import CloudEventsSettings
 from sor.errors import ConfigError, EventMappingError
 from sor.events.model import OPTIONAL, REQUIRED, SPECVERSION, Record
 from sor.events.paths import MISSING, Getter, expression, getter
@@ -152,18 +151,6 @@ def compile_one(spec: Any, index: int) -> Compiled:
     )
 
 
-_cache: dict[int, tuple[tuple[dict[str, Any], ...], tuple[Compiled, ...]]] = {}
-
-
-def compile_mappings(settings: CloudEventsSettings) -> tuple[Compiled, ...]:
-    """The compiled mappings of ``settings``, compiled once per settings object."""
-    key = id(settings.mappings)
-    hit = _cache.get(key)
-    # The identity check guards against a recycled id() after the old tuple was freed.
-    if hit is not None and hit[0] is settings.mappings:
-        return hit[1]
-    compiled = tuple(compile_one(spec, i) for i, spec in enumerate(settings.mappings))
-    if len(_cache) > 8:
-        _cache.clear()
-    _cache[key] = (settings.mappings, compiled)
-    return compiled
+def compile_mappings(mappings: tuple[dict[str, Any], ...]) -> tuple[Compiled, ...]:
+    """Compile ``cloudevents.mappings``; ConfigError names the config path of a bad one."""
+    return tuple(compile_one(spec, i) for i, spec in enumerate(mappings))

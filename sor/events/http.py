@@ -22,9 +22,11 @@ from sor.events.fields import (
     new_id,
     payload_fields,
 )
+from sor.events.headers import attribute_value
 from sor.events.model import SPECVERSION, Record, validate_cloudevent
 
 HTTP_TYPE = "com.amazonaws.lambda.http.request"
+HTTP_SOURCE = "urn:sor:http"  # a request that names no domain, API or target group
 STRUCTURED = "application/cloudevents+json"
 STRUCTURED_BATCH = "application/cloudevents-batch+json"
 # HTTP binding 3.1.3.2: printable ASCII except space, double quote and percent go as they are.
@@ -32,11 +34,33 @@ _HEADER_SAFE = "".join(c for c in map(chr, range(0x21, 0x7F)) if c not in ' "%')
 
 
 def is_http(event: dict[str, Any]) -> bool:
-    """True for API Gateway REST (payload 1.0), HTTP API (2.0) and function URL events."""
+    """True for API Gateway REST (payload 1.0), HTTP API (2.0), function URL and ALB events."""
     ctx = event.get("requestContext")
     if not isinstance(ctx, dict):
         return False
     return "httpMethod" in event or (event.get("version") == "2.0" and "http" in ctx)
+
+
+def multi_value_headers(event: Any) -> bool:
+    """True for an ALB target group with multi-value headers on: its event has
+    ``multiValueHeaders`` and no ``headers``, and its answer must use ``multiValueHeaders``."""
+    if not isinstance(event, dict):
+        return False
+    ctx = event.get("requestContext")
+    return (
+        isinstance(ctx, dict)
+        and "elb" in ctx
+        and isinstance(event.get("multiValueHeaders"), dict)
+        and not event.get("headers")
+    )
+
+
+def for_trigger(response: dict[str, Any], multi_value: bool) -> dict[str, Any]:
+    """``response`` with its headers as the trigger wants them (see ``multi_value_headers``)."""
+    if multi_value and "headers" in response:
+        headers = response.pop("headers")
+        response["multiValueHeaders"] = {name: [value] for name, value in headers.items()}
+    return response
 
 
 def _headers(event: dict[str, Any]) -> dict[str, str]:
@@ -72,10 +96,13 @@ def _media(content_type: str | None) -> str:
 
 
 def http_records(event: dict[str, Any], request_id: str | None) -> tuple[str, tuple[Record, ...]]:
-    """The source kind ("http" or "sns") and the records of an HTTP request event."""
+    """The source kind ("http" or "sns") and the records of an HTTP request event.
+
+    The content mode is told by Content-Type first (binding 3: "prefixed with
+    application/cloudevents-batch" is batched, "application/cloudevents" structured, anything
+    else binary), so a structured event that also carries ``ce-`` headers (3.2.3) is structured.
+    """
     headers = _headers(event)
-    if "ce-specversion" in headers:
-        return "http", (Record(None, _binary(headers, event)),)
     media = _media(headers.get("content-type"))
     if media == STRUCTURED:
         ce = _json_body(event, "HTTP structured-mode CloudEvent")
@@ -88,6 +115,10 @@ def http_records(event: dict[str, Any], request_id: str | None) -> tuple[str, tu
         for i, ce in enumerate(batch):
             validate_cloudevent(ce, f"HTTP batched CloudEvents: [{i}]")
         return "http", tuple(Record(None, ce) for ce in batch)
+    if "ce-specversion" in headers:
+        # An event format sor cannot read (application/cloudevents+avro) is also taken as binary,
+        # as binding 3 allows.
+        return "http", (Record(None, _binary(headers, event)),)
     if "x-amz-sns-message-type" in headers:
         return "sns", (Record(None, _sns_http(headers, event)),)
     return "http", (Record(None, _request_event(event, request_id)),)
@@ -102,17 +133,33 @@ def _json_body(event: dict[str, Any], where: str) -> Any:
 
 
 def _binary(headers: dict[str, str], event: dict[str, Any]) -> dict[str, Any]:
-    """A binary-mode CloudEvent: attributes from ``ce-`` headers, data from the body."""
-    from urllib.parse import unquote
+    """A binary-mode CloudEvent: attributes from ``ce-`` headers, data from the body.
 
+    Header values are unquoted and percent-decoded (binding 3.1.3.2, sor.events.headers).
+    Content-Type is ``datacontenttype`` (3.1.1); without one nothing is inferred: the body is
+    opaque bytes, ``data_base64`` with no ``datacontenttype`` (JSON format 3.1.1 and its last
+    example). A ``ce-datacontenttype`` header, which 3.1.1 forbids, is ignored.
+    """
+    where = "HTTP binary-mode CloudEvent"
     ce: dict[str, Any] = {}
     for name, value in headers.items():
-        if name.startswith("ce-") and len(name) > 3:
-            ce[name[3:]] = unquote(value)
-    ce.pop("datacontenttype", None)  # the binding carries it in Content-Type only
+        if not name.startswith("ce-") or len(name) == 3 or name == "ce-datacontenttype":
+            continue
+        attribute = name[3:]
+        if attribute == "data":
+            reason = "'data' is no attribute: in binary mode the body is the data (3.1.2)"
+            raise EventMappingError(f"{where}: {reason}", attribute="data", reason=reason)
+        ce[attribute] = attribute_value(value, attribute, where)
     raw, b64 = _body(event)
-    ce.update(payload_fields(raw, b64, headers.get("content-type")))
-    validate_cloudevent(ce, "HTTP binary-mode CloudEvent")
+    content_type = headers.get("content-type") or None
+    if content_type is not None:
+        try:
+            ce.update(payload_fields(raw, b64, content_type))
+        except EventMappingError as exc:  # the body does not parse as its Content-Type says
+            raise EventMappingError(f"{where}: {exc.message}", attribute="data") from None
+    elif raw:
+        ce["data_base64"] = b64 or base64.b64encode(raw).decode("ascii")
+    validate_cloudevent(ce, where)
     return ce
 
 
@@ -155,13 +202,16 @@ def _request_event(event: dict[str, Any], request_id: str | None) -> dict[str, A
         http = {}
     method = http.get("method") or event.get("httpMethod") or ctx.get("httpMethod")
     path = event.get("rawPath") or event.get("path") or http.get("path")
-    domain, api = ctx.get("domainName"), ctx.get("apiId")
+    domain, api, elb = ctx.get("domainName"), ctx.get("apiId"), ctx.get("elb")
+    target_group = elb.get("targetGroupArn") if isinstance(elb, dict) else None
     if isinstance(domain, str) and domain:
         source = f"https://{domain.strip()}"
     elif isinstance(api, str) and api:
         source = f"urn:aws:apigateway:{api}"
+    elif isinstance(target_group, str) and target_group:
+        source = target_group  # an ALB: the target group that invoked the function
     else:
-        source = "urn:sor:http"
+        source = HTTP_SOURCE
     rid = ctx.get("requestId")
     ce: dict[str, Any] = {
         "specversion": SPECVERSION,
@@ -181,8 +231,13 @@ def _request_event(event: dict[str, Any], request_id: str | None) -> dict[str, A
     return ce
 
 
-def to_http_response(ce: dict[str, Any]) -> dict[str, Any]:
-    """A CloudEvent as a binary-mode HTTP response in the API Gateway / function URL format."""
+def to_http_response(ce: dict[str, Any], multi_value: bool = False) -> dict[str, Any]:
+    """A CloudEvent as a binary-mode HTTP response in the API Gateway / function URL / ALB
+    format (``multi_value``: an ALB with multi-value headers, see ``multi_value_headers``)."""
+    return for_trigger(_binary_response(ce), multi_value)
+
+
+def _binary_response(ce: dict[str, Any]) -> dict[str, Any]:
     from urllib.parse import quote
 
     headers: dict[str, str] = {}

@@ -55,13 +55,17 @@ class Batch:
     """What one Lambda event became: the source recognised and one CloudEvent per record.
 
     ``partial`` is true when the answer is a partial batch response (the source supports it,
-    every record has an item id, and ``cloudevents.partial_batch_response`` is on).
+    every record has an item id, and ``cloudevents.partial_batch_response`` is on). ``fifo`` is
+    true for the messages of an SQS FIFO queue: in a partial batch response, nothing after the
+    first failure runs, and it and every later record are reported.
     """
 
     source_kind: str
     records: tuple[Record, ...]
     http: bool = False
     partial: bool = False
+    fifo: bool = False
+    multi_value: bool = False  # an ALB with multi-value headers: answers use multiValueHeaders
 
 
 @dataclass(frozen=True)
@@ -97,43 +101,60 @@ def is_rfc3339(text: str) -> bool:
     return m.group(9) is None or (int(m.group(9)) <= 23 and int(m.group(10)) <= 59)
 
 
+def without_nulls(ce: dict[str, Any]) -> dict[str, Any]:
+    """``ce`` with its ``null`` attributes removed (JSON format 2.2: null means unset).
+
+    ``data: null`` stays: it is an explicit null payload, distinct from no data (3.1.1).
+    """
+    if None not in ce.values():  # the common case, checked at C speed
+        return ce
+    return {name: value for name, value in ce.items() if value is not None or name == "data"}
+
+
+def _invalid(where: str, attribute: str | None, reason: str) -> EventMappingError:
+    return EventMappingError(f"{where}: {reason}", attribute=attribute, reason=reason)
+
+
 def validate_cloudevent(ce: Any, where: str = "CloudEvent") -> None:
-    """Raise EventMappingError unless ``ce`` is a valid CloudEvents 1.0 event in JSON form."""
+    """Raise EventMappingError unless ``ce`` is a valid CloudEvents 1.0 event in JSON form.
+
+    A ``null`` attribute is an unset one (JSON format 2.2): never an error by itself. The error
+    names the attribute at fault (``attribute``) and what is wrong with it (``reason``).
+    """
     if not isinstance(ce, dict):
-        raise EventMappingError(f"{where}: not a JSON object but {type(ce).__name__}")
+        raise _invalid(where, None, f"not a JSON object but {type(ce).__name__}")
     if ce.get("specversion") != SPECVERSION:
-        raise EventMappingError(
-            f"{where}: 'specversion' must be {SPECVERSION!r}, got {ce.get('specversion')!r}"
-        )
+        reason = f"'specversion' must be {SPECVERSION!r}, got {ce.get('specversion')!r}"
+        raise _invalid(where, "specversion", reason)
     for name in REQUIRED:
         value = ce.get(name)
         if not isinstance(value, str) or not value:
-            raise EventMappingError(
-                f"{where}: required attribute {name!r} missing or not a non-empty string"
-            )
+            reason = f"required attribute {name!r} missing or not a non-empty string"
+            raise _invalid(where, name, reason)
     for name in OPTIONAL:
-        if name in ce:
-            value = ce[name]
-            if not isinstance(value, str) or not value:
-                raise EventMappingError(f"{where}: attribute {name!r} must be a non-empty string")
-    if "time" in ce and not is_rfc3339(ce["time"]):
-        raise EventMappingError(f"{where}: attribute 'time' is not RFC 3339: {ce['time']!r}")
-    if "data" in ce and "data_base64" in ce:
-        raise EventMappingError(f"{where}: has both 'data' and 'data_base64'")
-    if "data_base64" in ce:
-        b64 = ce["data_base64"]
-        if not isinstance(b64, str) or len(b64) % 4 or not _base64().fullmatch(b64):
-            raise EventMappingError(f"{where}: 'data_base64' is not base64 text")
+        value = ce.get(name)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise _invalid(where, name, f"attribute {name!r} must be a non-empty string")
+    time = ce.get("time")
+    if time is not None and not is_rfc3339(time):
+        raise _invalid(where, "time", f"attribute 'time' is not RFC 3339: {time!r}")
+    b64 = ce.get("data_base64")
+    if "data" in ce and b64 is not None:
+        raise _invalid(where, "data_base64", "has both 'data' and 'data_base64'")
+    if b64 is not None and (
+        not isinstance(b64, str) or len(b64) % 4 or not _base64().fullmatch(b64)
+    ):
+        raise _invalid(where, "data_base64", "'data_base64' is not base64 text")
     for name, value in ce.items():
         if name in RESERVED:
             continue
         if not is_extension_name(name):
-            raise EventMappingError(
-                f"{where}: extension name {name!r} must be 1-20 lowercase letters or digits"
-            )
-        # JSON format: extension values are strings, integers or booleans (null means absent).
+            reason = f"extension name {name!r} must be 1-20 lowercase letters or digits"
+            raise _invalid(where, name, reason)
+        # JSON format 2.2: extension values are strings, integers or booleans (null: unset).
         if value is not None and not isinstance(value, (str, int)):
-            raise EventMappingError(
-                f"{where}: extension {name!r} must be a string, integer or boolean, "
+            reason = (
+                f"extension {name!r} must be a string, integer or boolean, "
                 f"not {type(value).__name__}"
             )
+            raise _invalid(where, name, reason)

@@ -237,28 +237,31 @@ class HttpConnection:
             raise Interrupted
 
     def _read_head(self) -> bytes:
-        while True:
-            end = self._buf.find(b"\r\n\r\n")
-            if end >= 0:
-                head = bytes(self._buf[:end])
-                del self._buf[: end + 4]
-                return head
-            if len(self._buf) > MAX_HEAD:
-                raise ProtocolError(f"response headers longer than {MAX_HEAD} bytes")
-            if not self._fill():
-                raise ConnectionClosed("the server closed the connection without answering")
+        return self._read_until(
+            b"\r\n\r\n",
+            f"response headers longer than {MAX_HEAD} bytes",
+            "the server closed the connection without answering",
+        )
 
     def _read_line(self) -> bytes:
+        return self._read_until(
+            b"\r\n",
+            "chunk header line too long",
+            "the server closed the connection inside a chunked body",
+        )
+
+    def _read_until(self, end_mark: bytes, too_long: str, closed: str) -> bytes:
+        """The bytes before ``end_mark`` (which is consumed), at most MAX_HEAD of them."""
         while True:
-            end = self._buf.find(b"\r\n")
+            end = self._buf.find(end_mark)
             if end >= 0:
-                line = bytes(self._buf[:end])
-                del self._buf[: end + 2]
-                return line
+                found = bytes(self._buf[:end])
+                del self._buf[: end + len(end_mark)]
+                return found
             if len(self._buf) > MAX_HEAD:
-                raise ProtocolError("chunk header line too long")
+                raise ProtocolError(too_long)
             if not self._fill():
-                raise ConnectionClosed("the server closed the connection inside a chunked body")
+                raise ConnectionClosed(closed)
 
     def _read_exactly(self, n: int) -> bytes:
         while len(self._buf) < n:

@@ -14,13 +14,12 @@ from sor.middleware.hook import (
     UNCHANGED,
     HookResult,
     answer_from_after,
-    decode,
-    encode,
     ended,
     failure,
     hook_env,
     timeout_error,
 )
+from sor.payload import decode, encode
 from sor.process import exchange
 
 

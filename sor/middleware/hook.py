@@ -7,7 +7,6 @@ middleware and the hook. Pure logic only: the processes are in ``sor.middleware.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -79,27 +78,6 @@ def ended(code: int | None) -> str:
 def answer_from_after(what: str, hook: str = "after") -> str:
     """The failure message of an ``after`` (or ``shutdown``) hook that tried to answer now."""
     return f"{what} from its {hook} hook; only before and error hooks may answer now"
-
-
-def encode(data: Any) -> bytes:
-    """A payload as compact UTF-8 JSON.
-
-    A lone surrogate (which a JSON event may carry as ``\\ud800``) cannot be UTF-8: such a
-    payload is sent with every non-ASCII character escaped, which is the same JSON value.
-    Raises ValueError, TypeError or RecursionError for what cannot be JSON at all.
-    """
-    try:
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        return json.dumps(data, separators=(",", ":")).encode()
-
-
-def decode(data: bytes) -> Any:
-    """The JSON value of a hook's output; ValueError when it is not JSON or is nested too deep."""
-    try:
-        return json.loads(data)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
 
 
 def _env_value(name: str, value: Any) -> str:

@@ -6,7 +6,6 @@ started again before its next use.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -21,15 +20,12 @@ from sor.middleware.hook import (
     UNCHANGED,
     HookResult,
     answer_from_after,
-    decode,
-    encode,
     ended,
     failure,
     timeout_error,
 )
-from sor.process import pipes
-from sor.process.spawn import spawn
-from sor.runtime.language import STOP_GRACE, finish_pumps
+from sor.payload import decode, encode
+from sor.process.supervised import STOP_GRACE, Retired, Supervised
 
 _STDERR_WAIT = 0.5  # for the last stderr lines of a process that ended by itself
 
@@ -62,43 +58,6 @@ def parse_answer(mw: Middleware, hook: str, line: bytes) -> HookResult | str:
     raise failure(mw, hook, f"answered with an unknown key {key!r}")
 
 
-class _Process:
-    """One running ``PATH persistent`` process and its pipes."""
-
-    def __init__(self, mw: Middleware, log: Log, env: Mapping[str, str]) -> None:
-        in_r, self.stdin = pipes.make_pipe()
-        out_r, out_w = pipes.make_pipe()
-        err_r, err_w = pipes.make_pipe()
-        try:
-            self.child = spawn(
-                [str(mw.path), "persistent"], env=env, stdin=in_r, stdout=out_w, stderr=err_w
-            )
-        except (OSError, ValueError):  # ValueError: an environment posix_spawn refuses
-            for fd in (in_r, self.stdin, out_r, out_w, err_r, err_w):
-                os.close(fd)
-            raise
-        for fd in (in_r, out_w, err_w):
-            os.close(fd)
-        self.reader = pipes.LineReader(out_r, self.child, MAX_OUTPUT)
-        self.pump = pipes.LogPump(err_r, lambda line: log.child_line(mw.name, line))
-        self.pump.start()
-
-    def stop(self, grace: float = 0.0, stderr_wait: float = 0.0) -> None:
-        """Close its stdin (its cue to exit), give it ``grace`` seconds, then kill its group.
-
-        ``stderr_wait``: how long its last stderr lines may take; none by default, since a
-        killed process's caller is answering (and a grandchild may hold the pipe for ever).
-        """
-        if self.stdin >= 0:
-            os.close(self.stdin)
-            self.stdin = -1
-        if grace > 0:
-            self.child.wait(grace)
-        self.child.close()
-        os.close(self.reader.fd)
-        self.pump.finish(stderr_wait)  # with 0: told to stop, released by the runner later
-
-
 class PersistentHooks:
     """Persistent mode: one ``PATH persistent`` process, one JSON line in and out per call."""
 
@@ -106,14 +65,14 @@ class PersistentHooks:
         self.mw = mw
         self.log = log
         self.env = dict(env)
-        self.proc: _Process | None = None
-        self._ending: list[pipes.LogPump] = []  # pumps of killed processes, told to stop
+        self.proc: Supervised | None = None
+        self._retired = Retired()  # pumps of killed processes, told to stop
         self._lock = threading.Lock()
 
     @property
     def pid(self) -> int | None:
         """The pid of the running process, if there is one."""
-        return None if self.proc is None else self.proc.child.pid
+        return None if self.proc is None else self.proc.pid
 
     def start(self) -> None:
         """Start the process; ``MiddlewareError`` when it cannot be started."""
@@ -124,9 +83,9 @@ class PersistentHooks:
         """Stop the process and everything it started."""
         with self._lock:
             if self.proc is not None:
-                self.proc.stop(STOP_GRACE, _STDERR_WAIT)
+                self.proc.stop(STOP_GRACE, stderr_wait=_STDERR_WAIT)
                 self.proc = None
-            self._release(_STDERR_WAIT)
+            self._retired.finish(_STDERR_WAIT)
 
     def call(
         self, hook: Hook, payload: Any, context: Mapping[str, Any], timeout: float
@@ -141,7 +100,7 @@ class PersistentHooks:
             raise failure(self.mw, hook, f"cannot be given its input: {exc}") from None
         with self._lock:
             proc = self._ensure(hook)
-            if proc.reader.pending():
+            if proc.reader is not None and proc.reader.pending():
                 # a stale answer would be taken for this call's: never answer with another's
                 self.log.warning(
                     f"middleware {self.mw.name} wrote a line nobody asked for; restarting it"
@@ -154,13 +113,13 @@ class PersistentHooks:
         return result
 
     def _exchange(
-        self, proc: _Process, hook: str, line: bytes, deadline: float, timeout: float
+        self, proc: Supervised, hook: str, line: bytes, deadline: float, timeout: float
     ) -> HookResult | str:
         """Send one call and read its answer; the process is discarded when out of step."""
         try:
-            if not pipes.write_all(proc.stdin, line, proc.child, deadline):
+            if not proc.write(line, deadline):
                 raise EOFError
-            answer = proc.reader.readline(deadline)
+            answer = proc.readline(deadline)
         except TimeoutError:
             raise timeout_error(self.mw, hook, timeout, self._discard()) from None
         except EOFError:
@@ -178,15 +137,24 @@ class PersistentHooks:
             self._discard()  # out of step with the protocol: start afresh next time
             raise
 
-    def _ensure(self, hook: str) -> _Process:
-        if self.proc is not None and self.proc.child.exited():
+    def _ensure(self, hook: str) -> Supervised:
+        if self.proc is not None and self.proc.exited():
             code = self.proc.child.poll()
             self.log.warning(f"middleware {self.mw.name} {ended(code)}; restarting it")
             self._discard()
         if self.proc is None:
             try:
-                self.proc = _Process(self.mw, self.log, self.env)
-            except (OSError, ValueError) as exc:
+                self.proc = Supervised(
+                    [str(self.mw.path), "persistent"],
+                    env=self.env,
+                    emit=lambda line: self.log.child_line(self.mw.name, line),
+                    retired=self._retired,
+                    requests=0,
+                    answers=1,
+                    logs=(2,),
+                    max_line=MAX_OUTPUT,
+                )
+            except (OSError, ValueError) as exc:  # ValueError: an environment posix_spawn refuses
                 raise failure(self.mw, hook, str(exc)) from None
         return self.proc
 
@@ -195,11 +163,5 @@ class PersistentHooks:
         proc, self.proc = self.proc, None
         if proc is None:
             return []
-        proc.stop(0.0, stderr_wait)
-        self._ending.append(proc.pump)
-        self._release(0.0)
-        return list(proc.pump.tail)
-
-    def _release(self, wait: float) -> None:
-        """Finish the pumps of killed processes (their threads and descriptors)."""
-        self._ending = finish_pumps(self._ending, wait)
+        proc.stop(0.0, stderr_wait=stderr_wait)
+        return proc.tail()

@@ -3,7 +3,8 @@
 Entries are sorted, carry one fixed timestamp, and have fixed permissions (0644, or 0755 when the
 file had any execute bit, which Lambda needs for `bootstrap` and middlewares). Files that vary from
 one build to the next or from one machine to another (bytecode caches, pip's install records) are
-left out.
+left out; only a layer's own bytecode, compiled hash-based for its target (`bytecode.py`), is kept
+when asked for.
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ class ArchiveInfo:
     unpacked_bytes: int
 
 
-def is_skipped(name: PurePosixPath) -> bool:
-    """True for paths that never go into an archive (caches and pip's install records)."""
-    if any(part in _SKIPPED_DIRS for part in name.parts):
-        return True
-    if name.suffix in _SKIPPED_SUFFIXES:
-        return True
+def is_skipped(name: PurePosixPath, keep_bytecode: bool = False) -> bool:
+    """True for paths that never go into an archive (caches and pip's install records);
+    ``keep_bytecode``: `__pycache__/*.pyc` are kept (a tree whose bytecode is reproducible)."""
+    cached = name.parent.name in _SKIPPED_DIRS and name.suffix == ".pyc"
+    if not (keep_bytecode and cached):
+        if any(part in _SKIPPED_DIRS for part in name.parts):
+            return True
+        if name.suffix in _SKIPPED_SUFFIXES:
+            return True
     return name.parent.name.endswith(".dist-info") and name.name in _SKIPPED_DIST_INFO
 
 
@@ -53,7 +57,7 @@ def epoch_from(env: Mapping[str, str]) -> int:
     return max(value, DEFAULT_EPOCH)
 
 
-def tree_files(root: Path) -> Iterator[tuple[PurePosixPath, Path]]:
+def tree_files(root: Path, keep_bytecode: bool = False) -> Iterator[tuple[PurePosixPath, Path]]:
     """Every regular file under ``root`` as (name in the archive, path), sorted by name.
 
     Symbolic links to files are stored as the file they point to; links to folders are not
@@ -61,24 +65,27 @@ def tree_files(root: Path) -> Iterator[tuple[PurePosixPath, Path]]:
     """
     found: list[tuple[PurePosixPath, Path]] = []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d not in _SKIPPED_DIRS]
+        if not keep_bytecode:
+            dirs[:] = [d for d in dirs if d not in _SKIPPED_DIRS]
         for file in files:
             path = Path(folder, file)
             name = PurePosixPath(path.relative_to(root).as_posix())
-            if not is_skipped(name) and path.is_file():
+            if not is_skipped(name, keep_bytecode) and path.is_file():
                 found.append((name, path))
     found.sort(key=lambda item: str(item[0]))
     return iter(found)
 
 
-def write_zip(root: Path, out: Path, epoch: int = DEFAULT_EPOCH) -> ArchiveInfo:
+def write_zip(
+    root: Path, out: Path, epoch: int = DEFAULT_EPOCH, keep_bytecode: bool = False
+) -> ArchiveInfo:
     """Write every file under ``root`` into the zip ``out`` (atomically: replaced when complete)."""
     date_time = time.gmtime(epoch)[:6]
     partial = out.with_name(f".{out.name}.partial")
     count = total = 0
     try:
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-            for name, path in tree_files(root):
+            for name, path in tree_files(root, keep_bytecode):
                 data = path.read_bytes()
                 info = zipfile.ZipInfo(str(name), date_time)
                 info.create_system = 3  # Unix, so that the permissions below are honoured

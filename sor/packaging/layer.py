@@ -6,8 +6,11 @@ Layout of the layer (unpacked by Lambda under /opt):
     sor-wrapper          AWS_LAMBDA_EXEC_WRAPPER for the managed runtimes
     sor.yml              from the layer source, when given
     middlewares/         the middlewares shipped with sor, then the layer source's
-    python/              sor and its dependencies, for the target Python and machine
+    runtimes/            the language runtime adapters (exec: /opt/runtimes/exec/bash-runtime)
+    python/              sor and its dependencies, for the target Python and machine, with
+                         their bytecode (__pycache__/*.cpython-XY.pyc) for the target Python
       sor/_data/         schema, runtimes: as the sor wheel carries them
+    node/bin/node        with --node MAJOR: Node.js, for Node functions on a Python runtime
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from sor.errors import SorError
-from sor.packaging import archive
+from sor.packaging import archive, bytecode, node
 from sor.process import exchange
 from sor.resources import data_path
 
@@ -35,6 +38,8 @@ _SHIPPED_DATA = ("schema", "runtimes")
 _PIP_TIMEOUT = 900.0
 _PIP_MAX_OUTPUT = 1 << 24
 _TARGET_MARK = "@TARGET_PYTHON@"
+# Where Lambda puts the layer's python/ folder: the path the bytecode is compiled for.
+LAMBDA_SITE = PurePosixPath("/opt/python")
 
 
 class PackageError(SorError):
@@ -87,6 +92,8 @@ class Layer:
     unpacked_bytes: int
     zip_bytes: int
     sha256: str
+    bytecode: int = 0  # .pyc files compiled for the target Python (0: none could be)
+    node: str | None = None  # the Node.js version added by --node
 
 
 # Dependencies of sor's client side only (`sor invoke`): never imported by `sor run` or the
@@ -241,17 +248,44 @@ def add_source(root: Path, source: Path, emit: Callable[[str], None]) -> None:
         shutil.copy2(path, dest)
 
 
+def add_bytecode(
+    site: Path, target: Target, env: Mapping[str, str], emit: Callable[[str], None]
+) -> int:
+    """Compile ``site`` for the target Python when one is on this machine; the .pyc count.
+
+    Without one the layer still works (Python compiles in memory at each cold start, slower):
+    say so, and how to fix it.
+    """
+    python = bytecode.find_interpreter(target.python, env)
+    if python is None:
+        emit(
+            f"warning: no Python {target.python} on this machine (python{target.python} on "
+            f"PATH): the layer has no bytecode, so every cold start compiles sor's modules; "
+            f"install Python {target.python} (or run sor package with it) and build again"
+        )
+        return 0
+    emit(f"compiling the layer's bytecode with {python}")
+    try:
+        return bytecode.compile_tree(site, LAMBDA_SITE, python=python, env=env)
+    except bytecode.BytecodeError as exc:
+        raise PackageError(str(exc)) from None
+
+
 def build(
     source: Path | None,
     out: Path,
     target: Target,
     env: Mapping[str, str],
     emit: Callable[[str], None],
+    node_major: str | None = None,
 ) -> Layer:
-    """Build the layer zip ``out`` for ``target``, adding the layer source folder when given."""
+    """Build the layer zip ``out`` for ``target``, adding the layer source folder when given
+    and Node.js ``node_major`` when asked for."""
     try:
         epoch = archive.epoch_from(env)
-    except ValueError as exc:
+        if node_major is not None:
+            node.release_for(node_major)  # a bad major fails before any download
+    except (ValueError, node.NodeError) as exc:
         raise PackageError(str(exc)) from None
     if out.is_dir():
         raise PackageError(f"--out {out}: is a folder, expected the zip file to write")
@@ -265,6 +299,8 @@ def build(
         try:
             copy_sor(site)
             add_scripts(root, target)
+            # Also at the layer's root, where sor.yml files name them (/opt/runtimes/exec/...).
+            shutil.copytree(data_path("runtimes"), root / "runtimes", ignore=_ignore_caches)
             shipped = data_path("middlewares")
             if shipped.is_dir():
                 shutil.copytree(shipped, root / "middlewares", ignore=_ignore_caches)
@@ -272,9 +308,16 @@ def build(
                 add_source(root, source, emit)
         except OSError as exc:  # shutil.Error too: a file that vanished, one that cannot be read
             raise PackageError(f"cannot stage the layer's files: {_os_error(exc)}") from None
+        compiled = add_bytecode(site, target, env, emit)
+        node_version = None
+        if node_major is not None:
+            try:
+                node_version = node.add_node(root, node_major, target.arch, env, emit)
+            except (node.NodeError, OSError) as exc:
+                raise PackageError(str(exc)) from None
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            written = archive.write_zip(root, out, epoch)
+            written = archive.write_zip(root, out, epoch, keep_bytecode=True)
         except OSError as exc:
             raise PackageError(f"cannot write {out}: {_os_error(exc)}") from None
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
@@ -285,6 +328,8 @@ def build(
         unpacked_bytes=written.unpacked_bytes,
         zip_bytes=out.stat().st_size,
         sha256=digest,
+        bytecode=compiled,
+        node=node_version,
     )
 
 

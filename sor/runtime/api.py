@@ -15,17 +15,20 @@ import select
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sor.errors import SorError
 from sor.http.client import HttpConnection, Interrupted, ProtocolError
 
 API_VERSION = "2018-06-01"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+XRAY_CAUSE_HEADER = "Lambda-Runtime-Function-XRay-Error-Cause"
+XRAY_CAUSE_LIMIT = 1 << 20  # bytes: a larger cause is left out, as awslambdaric does
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # ~3 s in all before giving up
 _USER_AGENT = "sor"
 
 T = TypeVar("T")
+Shape = Literal["python", "node"]
 
 
 class RuntimeApiError(SorError):
@@ -113,15 +116,26 @@ class RuntimeApiClient:
         path = f"/invocation/{request_id}/response"
         return self._call("POST", path, body, {"Content-Type": "application/json"})[0]
 
-    def fail(self, request_id: str, error: Mapping[str, Any]) -> int:
-        """Post an invocation error as awslambdaric does; the HTTP status."""
-        body = error_body(error, request_id)
+    def fail(
+        self,
+        request_id: str,
+        error: Mapping[str, Any],
+        shape: Shape = "python",
+        xray: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Post an invocation error in the managed runtime's ``shape``, with its X-Ray cause
+        when it has one (left out over Lambda's limit); the HTTP status."""
+        body = error_document(error, request_id, shape)
         headers = {"Content-Type": "application/json", ERROR_TYPE_HEADER: _error_type(error)}
+        if xray is not None:
+            cause = json.dumps(xray, ensure_ascii=True)
+            if len(cause) < XRAY_CAUSE_LIMIT:
+                headers[XRAY_CAUSE_HEADER] = cause
         return self._call("POST", f"/invocation/{request_id}/error", body, headers)[0]
 
-    def init_error(self, error: Mapping[str, Any]) -> int:
+    def init_error(self, error: Mapping[str, Any], shape: Shape = "python") -> int:
         """Report a failed init (config error, handler that cannot load); the HTTP status."""
-        body = error_body(error, "")
+        body = error_document(error, "", shape)
         headers = {"Content-Type": "application/json", ERROR_TYPE_HEADER: _error_type(error)}
         return self._call("POST", "/init/error", body, headers)[0]
 
@@ -195,8 +209,17 @@ class RuntimeApiClient:
             raise Interrupted
 
 
-def error_body(error: Mapping[str, Any], request_id: str) -> bytes:
-    """The error document awslambdaric posts: errorMessage, errorType, requestId, stackTrace."""
+def error_document(error: Mapping[str, Any], request_id: str, shape: Shape = "python") -> bytes:
+    """The error document a managed runtime posts: awslambdaric's (errorMessage, errorType,
+    requestId, stackTrace, then any other member) or Lambda's Node runtime's (errorType,
+    errorMessage, trace)."""
+    if shape == "node":
+        node = {
+            "errorType": error.get("errorType") or "",
+            "errorMessage": error.get("errorMessage") or "",
+            "trace": error.get("stackTrace") or [],
+        }
+        return json.dumps(node).encode()
     doc = {
         "errorMessage": error.get("errorMessage") or "",
         "errorType": error.get("errorType") or "",

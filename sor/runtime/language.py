@@ -1,73 +1,52 @@
 """Supervises the language runtime process that hosts the handler (SPEC: Language runtime protocol).
 
 The process is started once and serves many invocations over two pipes (requests on its fd 3,
-answers on its fd 4). When it dies, breaks the protocol or runs past the deadline, its whole
-process group is killed and it is started again lazily, at the next invocation, inside that
-invocation's deadline.
+answers on its fd 4; the messages are `sor.runtime.protocol`'s). When it dies, breaks the
+protocol or runs past the deadline, its whole process group is killed and it is started again
+lazily, at the next invocation, inside that invocation's deadline.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sor.config.model import RuntimeSettings
 from sor.errors import ConfigError, FunctionError, InvocationTimeout, RuntimeExited
+from sor.limits import MAX_MESSAGE, too_large_error
 from sor.logs import Log
-from sor.process import pipes
-from sor.process.spawn import Child, describe_exit, spawn
+from sor.process.spawn import describe_exit
+from sor.process.supervised import STOP_GRACE, Retired, Supervised
 from sor.resources import data_path
+from sor.runtime.node_binary import node_binary
+
+if TYPE_CHECKING:
+    from sor.payload import RawJson
 
 PROTOCOL_VERSION = "1"
-MAX_MESSAGE = 7 * 1024 * 1024  # a 6 MB Lambda payload plus the envelope
-STOP_GRACE = 0.2  # how long a stopped child (runtime, persistent middleware) may take to exit
 _PUMP_JOIN = 0.5  # how long to wait for the last stderr lines of a runtime that is not killed
-LAMBDA_MAX_RESPONSE = 6291556  # bytes; what Lambda's own error message names
-TOO_LARGE_ERROR = {
-    "errorType": "Function.ResponseSizeTooLarge",
-    "errorMessage": (
-        "Response payload size exceeded maximum allowed payload size "
-        f"({LAMBDA_MAX_RESPONSE} bytes)."
-    ),
-    "stackTrace": [],
-}
+_ADAPTERS = {"python": ("python", "sor_runtime.py"), "node": ("node", "sor_runtime.js")}
 
 
-def finish_pumps(pumps: list[pipes.LogPump], wait: float) -> list[pipes.LogPump]:
-    """Finish stderr pumps of stopped children (``wait``: for their end of file); those still
-    running, told to stop, to be finished again later (so their descriptors are released)."""
-    running = []
-    for pump in pumps:
-        pump.finish(wait)
-        if pump.is_alive():
-            running.append(pump)
-        else:
-            pump.finish(0.0)  # it ended during the first call: this one releases its stop pipe
-    return running
-
-
-class _Oversized(Exception):
-    """The runtime wrote a message over MAX_MESSAGE; it was skipped up to its newline."""
-
-
-def runtime_command(settings: RuntimeSettings) -> list[str]:
-    """The argv of the language runtime for these settings (ConfigError when there is none)."""
-    adapters = {"python": ("python", "sor_runtime.py"), "node": ("node", "sor_runtime.js")}
+def runtime_command(settings: RuntimeSettings, env: Mapping[str, str] = os.environ) -> list[str]:
+    """The argv of the language runtime for these settings (ConfigError when there is none);
+    ``env`` (SOR_LAYER_DIR, PATH) tells where to find `node`."""
     if settings.language == "exec":
         if not settings.command:
             raise ConfigError("runtime.command: the exec language runtime needs a command")
         return list(settings.command)
     if not settings.handler:
         raise ConfigError(f"runtime.handler: the {settings.language} language runtime needs one")
-    adapter = str(data_path("runtimes", *adapters[settings.language]))
-    default = sys.executable if settings.language == "python" else "node"
-    interpreter = list(settings.command) if settings.command else [default]
-    return [*interpreter, adapter]
+    adapter = str(data_path("runtimes", *_ADAPTERS[settings.language]))
+    if settings.command:
+        return [*settings.command, adapter]
+    if settings.language == "node":
+        return [node_binary(env), adapter]
+    return [sys.executable, adapter]
 
 
 class LanguageRuntime:
@@ -85,7 +64,7 @@ class LanguageRuntime:
         """``defer_load``: the process starts without loading the handler until `load` says so."""
         self.settings = settings
         self.task_root = task_root
-        self.argv = runtime_command(settings)
+        self.argv = runtime_command(settings, env)
         self.env = {
             **env,
             "SOR_HANDLER": settings.handler or "",
@@ -99,22 +78,19 @@ class LanguageRuntime:
         self.defer_load = defer_load
         self.log = log
         self.name = f"{settings.language} language runtime ({settings.handler or self.argv[0]})"
-        self._child: Child | None = None
-        self._request_w: int | None = None
-        self._reader: pipes.LineReader | None = None
-        self._pump: pipes.LogPump | None = None
-        self._ending: list[pipes.LogPump] = []  # pumps of killed runtimes, told to stop
+        self._proc: Supervised | None = None
+        self._retired = Retired()  # log pumps of killed runtimes, told to stop
         self._loaded = not defer_load
         self.starts = 0
         self.last_stderr: list[str] = []
 
     @property
     def running(self) -> bool:
-        return self._child is not None and not self._child.exited()
+        return self._proc is not None and not self._proc.exited()
 
     @property
     def pid(self) -> int | None:
-        return self._child.pid if self._child is not None else None
+        return self._proc.pid if self._proc is not None else None
 
     def start(self, deadline: float) -> None:
         """Start the process and wait for `ready` (`spawn`, then `wait_ready`)."""
@@ -128,29 +104,21 @@ class LanguageRuntime:
         Raises RuntimeExited when it cannot be started.
         """
         self.stop()
-        req_r, req_w = pipes.make_pipe()
-        ans_r, ans_w = pipes.make_pipe()
-        err_r, err_w = pipes.make_pipe()
         try:
-            child = spawn(
+            self._proc = Supervised(
                 self.argv,
                 env=self.env,
-                stderr=err_w,
-                fds={3: req_r, 4: ans_w},
+                emit=self.log.raw,
+                retired=self._retired,
                 cwd=str(self.task_root),
+                requests=3,
+                answers=4,
+                logs=(2,),
+                max_line=MAX_MESSAGE,
             )
-        except OSError as e:
-            for fd in (req_r, req_w, ans_r, ans_w, err_r, err_w):
-                os.close(fd)
+        except (OSError, ValueError) as e:
             raise RuntimeExited(f"cannot start the {self.name}: {e}") from None
-        for fd in (req_r, ans_w, err_w):
-            os.close(fd)
         self.starts += 1
-        self._child = child
-        self._request_w = req_w
-        self._reader = pipes.LineReader(ans_r, child, MAX_MESSAGE)
-        self._pump = pipes.LogPump(err_r, self.log.raw)
-        self._pump.start()
         self._loaded = not self.defer_load
 
     def load(self) -> None:
@@ -158,10 +126,10 @@ class LanguageRuntime:
 
         A process that died meanwhile is reported by `wait_ready`.
         """
-        if self._loaded or self._child is None or self._request_w is None:
+        if self._loaded or self._proc is None:
             return
         self._loaded = True
-        pipes.write_all(self._request_w, b'{"type":"load"}\n', self._child, time.monotonic() + 5)
+        self._proc.write(b'{"type":"load"}\n', time.monotonic() + 5)
 
     def wait_ready(self, deadline: float, wake_fd: int | None = None) -> bool:
         """Wait for the `ready` of the process `spawn` started; False when ``wake_fd`` became
@@ -170,24 +138,37 @@ class LanguageRuntime:
         Raises FunctionError (its init_error, e.g. Runtime.ImportModuleError), RuntimeExited
         (it died or broke the protocol) or InvocationTimeout (no `ready` before ``deadline``).
         """
-        if self._child is None or self._reader is None:
+        proc = self._proc
+        if proc is None or proc.reader is None:
             raise RuntimeExited(f"the {self.name} was not started")
         while wake_fd is not None and (left := deadline - time.monotonic()) > 0:
-            ready = self._child.wait_readable([self._reader.fd, wake_fd], left)
-            if self._reader.fd in ready or self._child.exited():
+            ready = proc.child.wait_readable([proc.reader.fd, wake_fd], left)
+            if proc.reader.fd in ready or proc.exited():
                 break
             if wake_fd in ready:
                 return False
         try:
-            message = self._read(deadline, "starting")
+            line = self._readline(deadline, "starting", skip_oversized=False)
         except TimeoutError:
             self.stop()
             raise InvocationTimeout(f"the {self.name} did not become ready in time") from None
+        except ValueError:
+            raise self._broken(f"wrote a message longer than {MAX_MESSAGE} bytes") from None
+        import json  # after the spawn (cold start)
+
+        from sor.runtime import protocol
+
+        try:
+            message = json.loads(line)
+        except (ValueError, RecursionError):
+            message = None
+        if not isinstance(message, dict):
+            raise self._broken(f"wrote a line that is not a JSON object: {line[:80]!r}")
         if message.get("type") == "ready":
             return True
-        if message.get("type") == "init_error" and isinstance(message.get("error"), dict):
+        if message.get("type") == "init_error":
             self.stop()
-            raise FunctionError(message["error"])
+            raise self._function_error(protocol.well_formed(message.get("error")))
         raise self._broken(f"sent {message.get('type')!r} instead of 'ready'")
 
     def invoke(
@@ -198,50 +179,43 @@ class LanguageRuntime:
         debug: Mapping[str, Any] | None = None,
         *,
         function_timeout: float | None = None,
-    ) -> Any:
-        """Run the handler once; its result.
+    ) -> RawJson:
+        """Run the handler once on ``event`` (a value, or a RawJson passed on as it came); the
+        JSON text of its result.
 
         Raises FunctionError (the handler's ERROR), RuntimeExited (the runtime died or broke the
         protocol) or InvocationTimeout (``deadline`` passed); after the last two the runtime is
         killed and started again at the next call.
         """
+        from sor.runtime import protocol  # a dict lookup once imported (after the spawn)
+
+        request_id = str(context.get("aws_request_id", ""))
         if not self.running:
             if self.starts:
-                self.log.warning(
-                    f"restarting the {self.name}", str(context.get("aws_request_id", ""))
-                )
+                self.log.warning(f"restarting the {self.name}", request_id)
             self.start(deadline)
-        assert self._child is not None and self._request_w is not None
-        request_id = str(context.get("aws_request_id", ""))
-        message: dict[str, Any] = {
-            "type": "invoke",
-            "id": request_id,
-            "event": event,
-            "context": dict(context),
-        }
-        if debug is not None:
-            message["debug"] = dict(debug)
-        import json  # imported after the spawn (cold start); a dict lookup from then on
-
-        line = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
+        assert self._proc is not None
+        line = protocol.invoke_line(request_id, event, context, debug)
         try:
-            if not pipes.write_all(self._request_w, line, self._child, deadline):
+            if not self._proc.write(line, deadline):
                 raise self._died("while receiving the event")
             while True:
                 try:
-                    answer = self._read(deadline, "running the handler", skip_oversized=True)
-                except _Oversized:
+                    answer = protocol.read_answer(
+                        self._readline(deadline, "running the handler"), request_id
+                    )
+                except ValueError:  # over MAX_MESSAGE, skipped up to its newline
                     # Lambda answers this and keeps the runtime warm: the process is healthy,
                     # only its answer was too big (only one invocation is ever in flight).
-                    raise FunctionError(dict(TOO_LARGE_ERROR)) from None
-                if answer.get("id") != request_id:
+                    raise FunctionError(too_large_error()) from None
+                except protocol.Broken as exc:
+                    raise self._broken(str(exc)) from None
+                if answer is None:
                     self.log.warning(f"{self.name}: ignored an answer for another request")
                     continue
-                if answer.get("type") == "result":
-                    return answer.get("result")
-                if answer.get("type") == "error" and isinstance(answer.get("error"), dict):
-                    raise FunctionError(answer["error"])
-                raise self._broken(f"answered with type {answer.get('type')!r}")
+                if isinstance(answer, protocol.Error):
+                    raise self._function_error(answer.error, answer.xray)
+                return answer
         except TimeoutError:
             self.stop(graceful=False)
             raise InvocationTimeout(self._timeout_message(function_timeout)) from None
@@ -253,63 +227,49 @@ class LanguageRuntime:
 
         ``stderr_wait``: how long to wait for its last stderr lines (end of file), by default
         none when killing it (graceful=False: an answer is waiting, and a grandchild that left
-        the group may hold the pipe for ever) and _PUMP_JOIN otherwise.
+        the group may hold the pipe for ever) and _PUMP_JOIN otherwise. ``grace``: its time to
+        exit after SIGTERM (the shutdown path gives it the rest of Lambda's time).
         """
-        child, self._child = self._child, None
-        code = None
-        if child is not None:
-            if graceful and not child.exited():
-                child.kill_group(signal.SIGTERM)
-                child.wait(grace)  # after SIGTERM: its time to clean up (shutdown gives more)
-            code = child.close()
-        for fd in (self._request_w, self._reader.fd if self._reader else None):
-            if fd is not None:
-                os.close(fd)
-        self._request_w = None
-        self._reader = None
+        proc, self._proc = self._proc, None
         if stderr_wait is None:
             stderr_wait = _PUMP_JOIN if graceful else 0.0
-        pump, self._pump = self._pump, None
-        if pump is not None:
-            self._ending.append(pump)
-            self.last_stderr = list(pump.tail)  # the lines already read
-        self._ending = finish_pumps(self._ending, stderr_wait)
-        if pump is not None:
-            self.last_stderr = list(pump.tail)
+        if proc is None:
+            self._retired.finish(stderr_wait)
+            return None
+        self.last_stderr = proc.tail()  # the lines already read
+        code = proc.stop(grace if graceful else 0.0, stderr_wait=stderr_wait, term=True)
+        self.last_stderr = proc.tail()
         return code
 
-    def _read(self, deadline: float, doing: str, skip_oversized: bool = False) -> dict[str, Any]:
-        assert self._reader is not None
+    def _readline(self, deadline: float, doing: str, *, skip_oversized: bool = True) -> bytes:
+        """The next line; an oversized one raises ValueError (skipped to its newline first with
+        ``skip_oversized``: the process stays in step)."""
+        assert self._proc is not None
         try:
-            line = self._reader.readline(deadline)
+            return self._proc.readline(deadline)
         except EOFError:
             raise self._died(f"while {doing}") from None
-        except ValueError as e:
-            if not skip_oversized:
-                raise self._broken(f"wrote {e}") from None
-            self._skip_line(deadline, doing)
-            raise _Oversized from None
-        import json
-
-        try:
-            message = json.loads(line)
-        except (ValueError, RecursionError):
-            raise self._broken(f"wrote a line that is not JSON: {line[:80]!r}") from None
-        if not isinstance(message, dict):
-            raise self._broken(f"wrote a message that is not an object: {line[:80]!r}")
-        return message
+        except ValueError:
+            if skip_oversized:
+                self._skip_line(deadline, doing)
+            raise
 
     def _skip_line(self, deadline: float, doing: str) -> None:
         """Discard the rest of an oversized line; the reader holds at most MAX_MESSAGE of it."""
-        assert self._reader is not None
+        assert self._proc is not None
         while True:
             try:
-                self._reader.readline(deadline)  # the tail of the line, up to its newline
+                self._proc.readline(deadline)  # the tail of the line, up to its newline
                 return
             except ValueError:
                 continue  # another MAX_MESSAGE bytes of the same line, already dropped
             except EOFError:
                 raise self._died(f"while {doing}") from None
+
+    def _function_error(
+        self, error: dict[str, Any], xray: Mapping[str, Any] | None = None
+    ) -> FunctionError:
+        return FunctionError(error, language=self.settings.language, xray=xray)
 
     def _died(self, doing: str) -> RuntimeExited:
         # It ended by itself: the group is dead, so its stderr ends at once and its last lines
@@ -317,7 +277,7 @@ class LanguageRuntime:
         code = self.stop(graceful=False, stderr_wait=_PUMP_JOIN)
         tail = self.last_stderr
         return RuntimeExited(
-            f"the {self.name} exited {doing} with {describe_exit(code)}" + self._tail_text(tail),
+            f"the {self.name} exited {doing} with {describe_exit(code)}" + _tail_text(tail),
             stack_trace=tail,
         )
 
@@ -333,6 +293,6 @@ class LanguageRuntime:
             "(timeouts.grace); the language runtime was restarted"
         )
 
-    @staticmethod
-    def _tail_text(tail: list[str]) -> str:
-        return "; last stderr lines: " + " | ".join(tail[-5:]) if tail else ""
+
+def _tail_text(tail: list[str]) -> str:
+    return "; last stderr lines: " + " | ".join(tail[-5:]) if tail else ""

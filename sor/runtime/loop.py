@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,10 +36,11 @@ from sor.logs import Log
 if TYPE_CHECKING:
     from sor.config.model import Config
     from sor.middleware.pipeline import Pipeline
-    from sor.runtime.api import Invocation, RuntimeApiClient
+    from sor.runtime.api import RuntimeApiClient
     from sor.runtime.invocation import Invoker
     from sor.runtime.language import LanguageRuntime
     from sor.runtime.shutdown import Shutdown
+    from sor.runtime.slots import Slot
 
 # Lambda bounds init itself (10 s, or the function timeout when init is retried); this only
 # guarantees that a runtime that never says `ready` cannot hold sor forever outside Lambda.
@@ -77,6 +79,9 @@ class Runner:
         self._wake_r: int | None = None
         self.shutdown: Shutdown | None = None  # only with shutdown.signal or a shutdown hook
         self._signalled_at: float | None = None
+        self._stop_r: int | None = None
+        self._stop_w: int | None = None
+        self._slots: list[Slot] = []  # the workers beyond the first, on Managed Instances
 
     def run(self) -> int:
         """Run until terminated; 0 after SIGTERM, 1 after an init error."""
@@ -84,6 +89,9 @@ class Runner:
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
         self._wake_r = wake_r
+        # Workers wait on a pipe of their own, written on stop and never drained: the signal
+        # wakeup fd is the main thread's, which drains it for signals that do not stop sor.
+        self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         previous_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         try:
@@ -91,7 +99,7 @@ class Runner:
             if invoker is None:
                 return 1
             self._phase = "serving"
-            self._loop(invoker)
+            self._serve(invoker)
             return 0
         except _Terminated:
             return 0
@@ -101,9 +109,9 @@ class Runner:
             signal.set_wakeup_fd(previous_wakeup)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            os.close(wake_r)
-            os.close(wake_w)
-            self._wake_r = None
+            for fd in (wake_r, wake_w, self._stop_r, self._stop_w):
+                os.close(fd)
+            self._wake_r = self._stop_r = self._stop_w = None
 
     @property
     def api(self) -> RuntimeApiClient:
@@ -151,24 +159,26 @@ class Runner:
             self.pipeline = self._pipeline(config)
             self._register(config)
             self._check()
-            while not language.wait_ready(began + INIT_TIMEOUT, self._wake_r):
-                self._check()  # woken by a signal
-                self._drain_wakeups()
+            from sor.runtime.slots import slot_count  # after the spawn, as every import here
+
+            count = slot_count(self.env, config.runtime, self.log)
+            if count > 1:  # the other slots' runtimes boot alongside the first one
+                self._slots = self._more_slots(config, count - 1)
+            for runtime in (language, *(slot.language for slot in self._slots)):
+                while not runtime.wait_ready(began + INIT_TIMEOUT, self._wake_r):
+                    self._check()  # woken by a signal
+                    self._drain_wakeups()
         except _Terminated:
             raise
-        except SorError as exc:
-            self.log.error(f"init failed: {exc.error_type}: {exc.message}")
-            self.api.init_error(exc.payload())
+        except Exception as exc:  # sor's errors, and its bugs: reported as Lambda expects
+            from sor.runtime.answer import failure, unexpected
+
+            answer = failure(exc) if isinstance(exc, SorError) else unexpected(exc, "during init")
+            error = answer.error
+            self.log.error(f"init failed: {error['errorType']}: {error['errorMessage']}")
+            self.api.init_error(error, answer.shape)
             return None
-        except Exception as exc:  # a bug of sor: still reported, as Lambda expects
-            error = {
-                "errorType": "Sor.Error",
-                "errorMessage": f"sor failed during init: {type(exc).__name__}: {exc}",
-                "stackTrace": [],
-            }
-            self.log.error(f"init failed: {error['errorMessage']}")
-            self.api.init_error(error)
-            return None
+        extra: dict[str, Any] = {"concurrency": count} if count > 1 else {}
         self.log.info(
             "init",
             duration_ms=round((time.monotonic() - began) * 1000, 2),
@@ -176,6 +186,7 @@ class Runner:
             handler=config.runtime.handler,
             middlewares=len(config.middlewares),
             runtime_started=started,
+            **extra,
         )
         return Invoker(config, language, api, log=self.log, env=self.env, pipeline=self.pipeline)
 
@@ -233,24 +244,73 @@ class Runner:
             self.shutdown = Shutdown(self.address, log=self.log, env=self.env)
             self.shutdown.register()
 
-    def _loop(self, invoker: Invoker) -> None:
+    def _more_slots(self, config: Config, count: int) -> list[Slot]:
+        """``count`` more workers (sor.runtime.slots), their runtimes spawned, not yet ready."""
+        from sor.middleware.pipeline import Pipeline
+        from sor.runtime.api import RuntimeApiClient
+        from sor.runtime.invocation import Invoker
+        from sor.runtime.language import LanguageRuntime
+        from sor.runtime.slots import Slot
+
+        slots: list[Slot] = []
+        self._slots = slots  # stopped on shutdown even when init fails half-way
+        for _ in range(count):
+            runtime = LanguageRuntime(
+                config.runtime, task_root=config.task_root, env=self.env, log=self.log
+            )
+            api = RuntimeApiClient(self.address)
+            pipeline = None
+            if config.middlewares:
+                pipeline = Pipeline(config.middlewares, log=self.log, env=self.env)
+            invoker = Invoker(config, runtime, api, log=self.log, env=self.env, pipeline=pipeline)
+            slots.append(Slot(api, runtime, pipeline, invoker))
+            runtime.spawn()
+            if pipeline is not None:
+                pipeline.start()
+        return slots
+
+    def _serve(self, invoker: Invoker) -> None:
+        """Answer invocations until stopped: the first slot here, the others in threads."""
+        workers = [
+            threading.Thread(
+                target=self._worker, args=(slot.invoker, slot.api), name=f"sor-slot-{n}"
+            )
+            for n, slot in enumerate(self._slots, start=1)
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            self._loop(invoker, self.api, self._wake_r)
+        finally:
+            self._stopping()  # a worker waiting for its next invocation stops waiting
+            for worker in workers:
+                worker.join()  # each ends after its current answer
+
+    def _worker(self, invoker: Invoker, api: RuntimeApiClient) -> None:
+        try:
+            self._loop(invoker, api, self._stop_r)
+        except SorError as exc:  # the API failed this slot: every slot stops, as sor exits
+            self.log.error(f"{exc.error_type}: {exc.message}")
+            self._stopping()
+
+    def _loop(self, invoker: Invoker, api: RuntimeApiClient, wake: int | None) -> None:
         from sor.http.client import Interrupted
-        from sor.runtime.api import RuntimeApiError
 
         while not self._stop:
             try:
-                inv = self.api.next(self._wake_r)
+                inv = api.next(wake)
             except Interrupted:
-                self._drain_wakeups()  # a signal that does not stop sor only wakes the wait
+                if wake == self._wake_r:
+                    self._drain_wakeups()  # a signal that does not stop sor only wakes it
                 continue
-            try:
-                invoker.handle(inv)
-            except RuntimeApiError:
-                raise
-            except Exception as exc:  # the answer itself failed: still answer, keep serving
-                if invoker.answered != inv.request_id:
-                    self._last_resort(inv, exc)
-                # else: it failed after its answer (e.g. its log line): never a second answer
+            invoker.handle(inv)  # answers once, whatever happens; raises only RuntimeApiError
+
+    def _stopping(self) -> None:
+        """Stop serving: every slot ends after its current answer."""
+        self._stop = True
+        if self._stop_w is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._stop_w, b"!")
 
     def _drain_wakeups(self) -> None:
         assert self._wake_r is not None
@@ -260,44 +320,24 @@ class Runner:
         except BlockingIOError:
             pass
 
-    def _last_resort(self, inv: Invocation, exc: Exception) -> None:
-        """Answer an invocation whose answer failed; never raises (the loop must go on)."""
-        error = {
-            "errorType": "Sor.Error",
-            "errorMessage": f"sor failed: {type(exc).__name__}: {exc}",
-            "stackTrace": [],
-        }
-        try:
-            self.api.fail(inv.request_id, error)
-        except Exception as again:
-            self._quiet_error(
-                f"could not post the error: {type(again).__name__}: {again}", inv.request_id
-            )
-        self._quiet_error(
-            f"invocation failed inside sor: {type(exc).__name__}: {exc}", inv.request_id
-        )
-
-    def _quiet_error(self, message: str, request_id: str) -> None:
-        with contextlib.suppress(Exception):  # a broken log cannot be reported: never stop sor
-            self.log.error(message, request_id)
-
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # Never raises: an exception at an arbitrary bytecode could leak a child just spawned
         # or close a descriptor twice. The wakeup fd wakes whatever wait is under way.
         if self._phase != "shutdown":
-            self._stop = True
             if self._signalled_at is None:
                 self._signalled_at = time.monotonic()
+            self._stopping()
 
     def _shutdown(self) -> None:
-        grace = None
         if self.shutdown is not None and self._signalled_at is not None:
-            grace = self.shutdown.run(self.pipeline, self._signalled_at)  # the shutdown hooks
+            # the shutdown hooks, then every runtime's SIGTERM within Lambda's time
+            runtimes = [slot.language for slot in self._slots]
+            runtimes += [self.language] if self.language is not None else []
+            self.shutdown.run(self.pipeline, self._signalled_at, runtimes)
+        for slot in self._slots:
+            slot.close()
         if self.language is not None:
-            if grace is None:
-                self.language.stop()
-            else:
-                self.language.stop(grace=grace)  # SIGTERM, and the rest of Lambda's time
+            self.language.stop()
         if self.pipeline is not None:
             self.pipeline.close()
         if self._api is not None:

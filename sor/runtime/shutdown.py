@@ -9,8 +9,9 @@ Functions without either setting never import this module: no registration, no t
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sor.logs import Log
@@ -18,6 +19,7 @@ from sor.runtime.extension import Extension, ExtensionError
 
 if TYPE_CHECKING:
     from sor.middleware.pipeline import Pipeline
+    from sor.runtime.language import LanguageRuntime
 
 SHUTDOWN_TIME = 0.5  # what Lambda gives a runtime with an internal extension, from its SIGTERM
 EXIT_MARGIN = 0.05  # kept for sor's own exit once the language runtime has gone
@@ -61,8 +63,14 @@ class Shutdown:
         if not self._ending:
             self.log.warning(f"the Extensions API ended sor's registration: {why}")
 
-    def run(self, pipeline: Pipeline | None, signalled_at: float) -> float:
-        """Run the `shutdown` hooks; the seconds left for the language runtime to exit."""
+    def run(
+        self,
+        pipeline: Pipeline | None,
+        signalled_at: float,
+        runtimes: Sequence[LanguageRuntime],
+    ) -> None:
+        """Run the `shutdown` hooks, then stop ``runtimes`` (SIGTERM, all at once) within the
+        rest of Lambda's time; stopped, they stay stopped (a second `stop` does nothing)."""
         self._ending = True
         hooks_end, runtime_end = deadlines(signalled_at)
         if pipeline is not None:
@@ -73,4 +81,15 @@ class Shutdown:
                 "function_name": self.env.get("AWS_LAMBDA_FUNCTION_NAME", ""),
             }
             pipeline.shutdown(context, hooks_end)
-        return max(runtime_end - time.monotonic(), 0.0)
+        grace = max(runtime_end - time.monotonic(), 0.0)
+        if len(runtimes) == 1:
+            runtimes[0].stop(grace=grace)
+            return
+        threads = [
+            threading.Thread(target=r.stop, kwargs={"grace": grace}, name="sor-stop", daemon=True)
+            for r in runtimes
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(grace + 1.0)  # a stop kills its group once the grace is over

@@ -84,14 +84,36 @@ def test_default_json_separators_are_understood(tmp_path: Path) -> None:
     assert answer == {"type": "result", "id": "spaced", "result": {"a": [1, 2]}}
 
 
-def test_requests_that_are_not_invokes_are_skipped(tmp_path: Path) -> None:
+def test_a_request_that_is_not_an_invoke_is_answered_at_once(tmp_path: Path) -> None:
     write_files(tmp_path, {"echo.sh": ECHO}, executable=["echo.sh"])
     with start("exec", tmp_path, "echo.sh") as adapter:
         adapter.ready()
+        adapter.send_line("")  # not a message: nothing to answer
         adapter.send_line('{"type":"ping","id":"x"}')
-        adapter.send_line("")
-        assert adapter.invoke([1], "after")["result"] == [1]
-    assert "ignoring a request" in adapter.logs()
+        answer = adapter.recv(timeout=5)
+        assert answer["type"] == "error" and answer["id"] == "x", answer
+        assert answer["error"]["errorType"] == "Runtime.InvalidRequest"
+        assert "not an invoke message" in answer["error"]["errorMessage"]
+        assert adapter.invoke([1], "after")["result"] == [1]  # and it goes on serving
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "not json at all",
+        "[1, 2]",
+        '{"type":"invoke","event":{},"context":{}}',  # no id
+        '{"type":"load"}',
+        '{"type":"invoke","id":42,"event":{},"context":{}}',  # not a plain string id
+    ],
+)
+def test_a_request_without_an_id_stops_the_adapter_at_once(tmp_path: Path, line: str) -> None:
+    write_files(tmp_path, {"echo.sh": ECHO}, executable=["echo.sh"])
+    with start("exec", tmp_path, "echo.sh") as adapter:
+        adapter.ready()
+        adapter.send_line(line)
+        assert adapter.child.wait(5) == 2  # sor sees the exit now, not at the deadline
+    assert "protocol error: a request without a plain string id" in adapter.logs()
 
 
 def test_handler_failures(tmp_path: Path) -> None:

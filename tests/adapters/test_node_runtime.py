@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -256,7 +257,8 @@ def test_import_errors_keep_lambda_names(tmp_path: Path) -> None:
     }
     assert init_error(tmp_path, "ok.value")["errorMessage"] == "ok.value is not a function"
     esm_missing = init_error(tmp_path, "needs_esm.handler")
-    assert esm_missing["errorType"] == "Runtime.ImportModuleError"
+    # import() fails with ERR_MODULE_NOT_FOUND, which Node's runtime does not wrap
+    assert esm_missing["errorType"] == "Error"
     assert "not-installed-anywhere" in esm_missing["errorMessage"]
     esm_syntax = init_error(tmp_path, "syntax_esm.handler")
     assert esm_syntax["errorType"] == "Runtime.UserCodeSyntaxError"
@@ -264,9 +266,21 @@ def test_import_errors_keep_lambda_names(tmp_path: Path) -> None:
     assert (thrown["errorType"], thrown["errorMessage"]) == ("Error", "init failed")
 
 
-@pytest.mark.parametrize("handler", ["nodot", "../escape.handler", "/etc/passwd.x", ""])
-def test_malformed_handler_names(tmp_path: Path, handler: str) -> None:
-    assert init_error(tmp_path, handler)["errorType"] == "Runtime.MalformedHandlerName"
+@pytest.mark.parametrize(
+    ("handler", "message"),
+    [
+        ("nodot", "Bad handler"),
+        (
+            "../escape.handler",
+            "'../escape.handler' is not a valid handler name. Use absolute paths when specifying "
+            "root directories in handler names.",
+        ),
+        ("", "no handler: SOR_HANDLER is empty"),
+    ],
+)
+def test_malformed_handler_names(tmp_path: Path, handler: str, message: str) -> None:
+    error = init_error(tmp_path, handler)
+    assert (error["errorType"], error["errorMessage"]) == ("Runtime.MalformedHandlerName", message)
 
 
 def test_uncaught_exception_fails_the_invocation_and_ends_the_runtime(tmp_path: Path) -> None:
@@ -301,8 +315,11 @@ def test_unserialisable_result_is_an_error(tmp_path: Path) -> None:
         tmp_path, {"index.js": "exports.h = async () => { const a = {}; a.a = a; return a; };"}
     )
     error = run_one(tmp_path, "index.h")["error"]
-    assert error["errorType"] == "TypeError"
-    assert "circular" in error["errorMessage"]
+    # Node's runtime's own words (JSON.stringify's TypeError is not passed on)
+    assert (error["errorType"], error["errorMessage"]) == (
+        "Error",
+        "Unable to stringify response body",
+    )
 
 
 def test_unsupported_protocol_version(tmp_path: Path) -> None:
@@ -412,3 +429,138 @@ def test_crash_is_seen_as_end_of_answers(tmp_path: Path) -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_matrix_through_sor_local_invoke(tmp_path: Path, case: str) -> None:
     local_invoke_case("node", case, tmp_path / "fn")
+
+
+# --- requests the adapter cannot read: answered at once, never a silent wait -------------------
+
+
+def invoke_line(request_id: str, event_text: str) -> str:
+    """An invoke line as sor writes it, with ``event_text`` spliced in as the event, verbatim."""
+    ctx = json.dumps(context(request_id), separators=(",", ":"))
+    return f'{{"type":"invoke","id":"{request_id}","event":{event_text},"context":{ctx}}}'
+
+
+@pytest.mark.parametrize(
+    ("line", "error_type", "message"),
+    [
+        # only the event is not JSON: the invocation fails as on Lambda, with JSON.parse's error
+        (invoke_line("r-nan", '{"x": NaN}'), "SyntaxError", "is not valid JSON"),
+        (invoke_line("r-cut", '{"x": '), "SyntaxError", "JSON"),
+        # the envelope is broken, but the id can be read
+        ('{"type":"invoke","id":"r-env","event":{},"context":{"a":', "Runtime.UnmarshalError", ""),
+        ('{"type":"ping","id":"r-ping"}', "Runtime.InvalidRequest", "unknown type"),
+        ('{"type":"invoke","id":"r-noctx","event":{}}', "Runtime.InvalidRequest", "context"),
+    ],
+)
+def test_unreadable_request_with_an_id_is_answered_at_once(
+    tmp_path: Path, line: str, error_type: str, message: str
+) -> None:
+    write_files(tmp_path, {"index.js": "exports.h = async (e) => e;"})
+    request_id = line.split('"id":"', 1)[1].split('"', 1)[0]
+    with start("node", tmp_path, "index.h") as adapter:
+        adapter.ready()
+        adapter.send_line(line)
+        answer = adapter.recv(timeout=5)
+        assert (answer["type"], answer["id"]) == ("error", request_id), answer
+        assert answer["error"]["errorType"] == error_type, answer
+        assert message in answer["error"]["errorMessage"]
+        assert adapter.invoke({"k": 1}, "after")["result"] == {"k": 1}  # and it goes on serving
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "not json at all",
+        "[1, 2]",
+        "null",
+        '{"type":"invoke","event":{},"context":{}}',  # no id
+        '{"type":"load"}',  # the deferred-load extension, which this adapter does not take
+        '{"type":"invoke","id":7,"event":{},"context":{}}',
+    ],
+)
+def test_unreadable_request_without_an_id_stops_the_adapter_at_once(
+    tmp_path: Path, line: str
+) -> None:
+    write_files(tmp_path, {"index.js": "exports.h = async (e) => e;"})
+    with start("node", tmp_path, "index.h") as adapter:
+        adapter.ready()
+        adapter.send_line(line)
+        assert adapter.child.wait(5) == 2  # sor sees the exit now, not at the deadline
+    assert "sor: protocol error: a request" in adapter.logs()
+
+
+def test_lone_surrogates_written_as_bytes_round_trip(tmp_path: Path) -> None:
+    # A lone surrogate sent as its three bytes (ED A0 80), beside Hangul (ED 9x xx) and an emoji.
+    write_files(tmp_path, {"index.js": "exports.h = async (e) => [e, e.s.length];"})
+    event = {"s": "\ud800 한 😀 \udfff"}
+    message = {"type": "invoke", "id": "sur", "event": event, "context": context("sur")}
+    with start("node", tmp_path, "index.h") as adapter:
+        adapter.ready()
+        adapter.send_line(json.dumps(message, ensure_ascii=False))
+        line = adapter.reader.readline(time.monotonic() + 10)
+    assert b"\\ud800" in line and b"\\udfff" in line  # written back as escapes: valid UTF-8
+    assert json.loads(line)["result"] == [event, 8]
+
+
+def test_answers_echo_the_seal_the_handler_never_sees(tmp_path: Path) -> None:
+    write_files(
+        tmp_path,
+        {
+            "index.js": """
+exports.ok = async (e, c) => JSON.stringify([e, c, process.env]).includes('5ea1');
+exports.fails = async () => { throw new Error('boom'); };
+"""
+        },
+    )
+    ctx = json.dumps(context("s-1"), separators=(",", ":"))
+    sealed = '{"type":"invoke","id":"s-1","event":{},"context":' + ctx + ',"seal":"5ea1"}'
+    with start("node", tmp_path, "index.ok") as adapter:
+        adapter.ready()
+        adapter.send_line(sealed)
+        assert adapter.recv() == {"type": "result", "id": "s-1", "seal": "5ea1", "result": False}
+        adapter.send_line(sealed.replace('"event":{}', '"event":{"x": NaN}'))  # not JSON
+        answer = adapter.recv()
+        assert (answer["type"], answer["seal"], answer["error"]["errorType"]) == (
+            "error",
+            "5ea1",
+            "SyntaxError",
+        )
+        adapter.send_line('{"type":"ping","id":"s-2","seal":"5ea2"}')
+        assert adapter.recv()["seal"] == "5ea2"
+        adapter.send_line('{"type":"invoke","id":"s-3","event":{},"context":{"a":,"seal":"5ea3"}')
+        answer = adapter.recv()
+        assert (answer["error"]["errorType"], answer["seal"]) == ("Runtime.UnmarshalError", "5ea3")
+    with start("node", tmp_path, "index.fails") as adapter:
+        adapter.ready()
+        adapter.send_line(sealed)
+        answer = adapter.recv()
+    assert (answer["type"], answer["seal"], answer["error"]["errorMessage"]) == (
+        "error",
+        "5ea1",
+        "boom",
+    )
+
+
+def test_before_exit_never_fires_and_finally_does_its_work(tmp_path: Path) -> None:
+    # runtimes/node/README.md: why beforeExit never fires under sor, and what to write instead.
+    write_files(
+        tmp_path,
+        {
+            "index.js": """
+let flushed = 0;
+process.on('beforeExit', () => console.log('BEFORE-EXIT'));
+exports.cb = (event, context, callback) => { setTimeout(() => callback(null, flushed), 5); };
+exports.flushing = async () => {
+  try { return flushed; } finally { await new Promise((r) => setTimeout(r, 5)); flushed++; }
+};
+"""
+        },
+    )
+    for name, expected in (("cb", [0, 0, 0]), ("flushing", [0, 1, 2])):
+        with start("node", tmp_path, f"index.{name}") as adapter:
+            adapter.ready()
+            answers = [adapter.invoke({}, f"r-{n}")["result"] for n in range(3)]
+            time.sleep(0.2)  # time for a drained loop to say so
+            logs = adapter.logs()
+        assert answers == expected  # the finally ran after each invocation
+        assert "BEFORE-EXIT" not in logs

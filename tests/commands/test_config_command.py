@@ -88,7 +88,12 @@ def test_layer_function_merge(
     code, out, _ = config(capsys)
     assert code == 0
     doc = yaml.safe_load(out)
-    assert doc["runtime"] == {"language": "python", "handler": "app.handler", "signature": "event"}
+    assert doc["runtime"] == {
+        "language": "python",
+        "handler": "app.handler",
+        "signature": "event",
+        "concurrency": "auto",
+    }
     assert [m["name"] for m in doc["middlewares"]] == ["audit", "auth"]  # the list replaces
     audit, auth = doc["middlewares"]
     assert audit["path"] == str(fn / "middlewares" / "audit")
@@ -220,7 +225,7 @@ def test_example_config_round_trips(
     assert doc["middlewares"][2]["hooks"] == ["after", "error", "shutdown"]
     assert [m["name"] for m in doc["middlewares"]] == ["log-event", "auth", "audit"]
     assert doc["middlewares"][2]["path"] == str(fn / "tools" / "audit")
-    assert values(out)["before: 1s"] == f"timeouts.middleware: {fn}/sor.yml:36:15"
+    assert values(out)["before: 1s"] == f"timeouts.middleware: {fn}/sor.yml:37:15"
     (tmp_path / "effective.yml").write_text(out)
     assert main(["validate", str(tmp_path / "effective.yml")]) == 0
 

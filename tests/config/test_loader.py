@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sor.config.loader import check_file, discover, load, load_with_origins, merge
+from sor.config.loader import check_file, discover, load, load_with_origins
+from sor.config.merge import merge
 from sor.config.model import HookTimeouts
 from sor.errors import ConfigError
 from sor.resources import data_path
@@ -342,7 +343,7 @@ def test_unchecked_data_with_a_bad_duration_is_a_problem_not_a_default(tmp_path:
     # effective.build reads durations itself too: data that never went through the rules
     # (a caller that merged files by hand) still gets a placed problem, never the default.
     from sor.config.effective import build
-    from sor.config.loader import Merged
+    from sor.config.merge import Merged
     from sor.config.yaml_source import parse
 
     source = parse("version: 1\nruntime: {handler: app.h}\ntimeouts:\n  grace: .nan\n", "f.yml")
@@ -379,7 +380,7 @@ def test_supplier_follows_the_merge() -> None:
 def test_a_problem_is_placed_in_the_file_whose_list_the_merge_kept() -> None:
     # The function file replaced the layer's middleware list: a problem about the merged first
     # middleware belongs to the function file, even at a path only the layer's item had.
-    from sor.config.loader import Merged
+    from sor.config.merge import Merged
     from sor.config.yaml_source import parse
 
     layer = parse("version: 1\nmiddlewares:\n  - {name: a, path: ./tools/a}\n", "layer.yml")
@@ -390,3 +391,17 @@ def test_a_problem_is_placed_in_the_file_whose_list_the_merge_kept() -> None:
     assert problem.file == "fn.yml"
     assert (problem.line, problem.col) == (3, 5)
     assert not hasattr(merged, "origin") and not hasattr(merged, "source_of")
+
+
+def test_mappings_are_compiled_when_the_config_is_built(
+    dirs: tuple[Path, Path, dict[str, str]],
+) -> None:
+    fn, _, env = dirs
+    (fn / "sor.yml").write_text(
+        "version: 1\nruntime: {handler: app.h, signature: cloudevent}\ncloudevents:\n"
+        "  mappings:\n    - name: orders\n      match: {$.source: shop}\n"
+        "      attributes: {id: $.id, source: $.source, type: order}\n"
+    )
+    compiled = load(env, fn).cloudevents.compiled
+    assert [m.kind for m in compiled] == ["orders"]
+    assert compiled[0].matches({"source": "shop", "id": "1"})

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
-from test_validate import BAD
+from support.bad_configs import BAD
 
 from sor.config import yaml_source as yamlsource
 from sor.config.loader import check_file

@@ -140,18 +140,21 @@ def test_serverless_file() -> None:
     assert provider["architecture"] in layers["sor"]["compatibleArchitectures"]
     # Serverless names a layer `x` LambdaLayer `XLambdaLayer` in CloudFormation
     logical = {f"{name[0].upper()}{name[1:]}LambdaLayer" for name in layers}
-    runtimes = set()
+    # the recommended route: every function on the managed Python runtime, Node.js in the layer
+    assert provider["runtime"].startswith("python3.")
+    assert layers["sor"]["compatibleRuntimes"] == [provider["runtime"]]
+    languages = set()
     for name, function in doc["functions"].items():
         refs = {layer["Ref"] for layer in function["layers"] if isinstance(layer, dict)}
         assert refs == logical, name
-        runtimes.add(function["runtime"].rstrip("0123456789.x"))
+        assert "runtime" not in function, name
         # each function is zipped from its own folder: build/X.zip holds functions/X
         artifact = Path(function["package"]["artifact"])
         assert artifact.parent == Path("build") and artifact.suffix == ".zip", name
         folder = SERVERLESS / "functions" / artifact.stem
         assert handler_exists(folder, function["handler"]), name
-        assert (folder / "sor.yml").is_file(), name
-    assert runtimes == {"python", "nodejs"}
+        languages.add(load(folder / "sor.yml")["runtime"]["language"])
+    assert languages == {"python", "node"}
 
 
 # -- AWS SAM -----------------------------------------------------------------------------------
@@ -174,13 +177,16 @@ def test_sam_template() -> None:
     wrapper = doc["Globals"]["Function"]["Environment"]["Variables"]["AWS_LAMBDA_EXEC_WRAPPER"]
     assert wrapper == "/opt/sor-wrapper"
     functions = {k: v["Properties"] for k, v in resources.items() if v["Type"].endswith("Function")}
-    assert {p["Runtime"].rstrip("0123456789.x") for p in functions.values()} == {"python", "nodejs"}
+    # the recommended route: every function on the managed Python runtime, Node.js in the layer
+    runtime = doc["Globals"]["Function"]["Runtime"]
+    assert runtime.startswith("python3.")
+    languages = set()
     for name, props in functions.items():
+        assert "Runtime" not in props and "Layers" not in props, name
         code = SAM / props["CodeUri"]
-        assert (code / "sor.yml").is_file(), name
         assert handler_exists(code, props["Handler"]), name
-        for ref in props.get("Layers", []):
-            assert ref.value in doc["Parameters"], name  # extra layers come from parameters
+        languages.add(load(code / "sor.yml")["runtime"]["language"])
+    assert languages == {"python", "node"}
     outputs = {o["Value"].tag for o in doc["Outputs"].values()}
     assert outputs == {"!GetAtt"}
 

@@ -11,7 +11,7 @@ import pytest
 
 from sor.config.model import CloudEventsSettings
 from sor.errors import FunctionError
-from sor.events.batch import answer, to_batch
+from sor.events.batch import answer, stops_here, to_batch
 from sor.events.model import Outcome
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "events"
@@ -111,3 +111,82 @@ def test_outcome_count_must_match() -> None:
     batch = to_batch(sqs_batch_of(3), WHOLE)
     with pytest.raises(ValueError, match="2 outcome"):
         answer(batch, [ok(), ok()])
+
+
+def fifo_batch_of(n: int) -> dict[str, Any]:
+    """AWS's documented FIFO queue event grown to ``n`` messages of one message group."""
+    event = sample("sqs_fifo.json")
+    template = event["Records"][0]
+    event["Records"] = []
+    for i in range(n):
+        record = copy.deepcopy(template)
+        record["messageId"] = f"11d6ee51-4cc7-4302-9e22-7cd8afda{i:04d}"
+        record["attributes"]["SequenceNumber"] = str(18849496460467696128 + i)
+        event["Records"].append(record)
+    return event
+
+
+def ids(*numbers: int) -> dict[str, Any]:
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": f"11d6ee51-4cc7-4302-9e22-7cd8afda{i:04d}"} for i in numbers
+        ]
+    }
+
+
+def test_fifo_queues_are_recognised_by_their_arn_or_message_group() -> None:
+    assert to_batch(fifo_batch_of(2), PARTIAL).fifo
+    by_group = fifo_batch_of(2)
+    for record in by_group["Records"]:
+        record["eventSourceARN"] = "arn:aws:sqs:us-east-2:123456789012:orders"
+    assert to_batch(by_group, PARTIAL).fifo  # only FIFO queues have message groups
+    by_arn = fifo_batch_of(2)
+    for record in by_arn["Records"]:
+        del record["attributes"]["MessageGroupId"]
+    assert to_batch(by_arn, PARTIAL).fifo
+    assert not to_batch(sqs_batch_of(2), PARTIAL).fifo  # the documented standard queue
+    assert not to_batch(sample("kinesis.json"), PARTIAL).fifo
+
+
+def test_fifo_partial_response_reports_the_first_failure_and_every_later_message() -> None:
+    # AWS (Lambda developer guide, with-sqs.html, partial batch responses): "If you're using this
+    # feature with a FIFO queue, your function should stop processing messages after the first
+    # failure and return all failed and unprocessed messages in batchItemFailures."
+    batch = to_batch(fifo_batch_of(6), PARTIAL)
+    assert batch.partial and batch.fifo
+    # The loop stopped at the failure of message 2: messages 3-5 never ran.
+    assert answer(batch, [ok(), ok(), failed("bad 2")], PARTIAL) == ids(2, 3, 4, 5)
+    # Had they run (a caller that does not stop), they are still reported: order comes first.
+    outcomes = [ok(), failed("bad 1"), ok(), ok(), failed("bad 4"), ok()]
+    assert answer(batch, outcomes, PARTIAL) == ids(1, 2, 3, 4, 5)
+    assert answer(batch, [ok()] * 6, PARTIAL) == {"batchItemFailures": []}
+    assert answer(batch, [failed("first")], PARTIAL) == ids(0, 1, 2, 3, 4, 5)
+
+
+def test_stops_here_only_after_a_failure_of_a_fifo_partial_batch() -> None:
+    fifo = to_batch(fifo_batch_of(3), PARTIAL)
+    assert not stops_here(fifo, [])
+    assert not stops_here(fifo, [ok(), ok()])
+    assert stops_here(fifo, [ok(), failed("x")])
+    standard = to_batch(sqs_batch_of(3), PARTIAL)
+    assert not stops_here(standard, [ok(), failed("x")])  # standard queues go on
+    whole = to_batch(fifo_batch_of(3), WHOLE)
+    assert not stops_here(whole, [failed("x")])  # no partial response: the failure is raised
+
+
+def test_non_fifo_partial_responses_are_unchanged_and_need_every_outcome() -> None:
+    batch = to_batch(sqs_batch_of(3), PARTIAL)
+    assert answer(batch, [ok(), failed("x"), ok()], PARTIAL) == {
+        "batchItemFailures": [{"itemIdentifier": "059f36b4-87a3-44ab-83d2-661975830001"}]
+    }
+    with pytest.raises(ValueError, match="2 outcome"):
+        answer(batch, [ok(), failed("x")], PARTIAL)
+    fifo = to_batch(fifo_batch_of(3), PARTIAL)
+    with pytest.raises(ValueError, match="1 outcome"):
+        answer(fifo, [ok()], PARTIAL)  # stopping early is only allowed at a failure
+
+
+def test_fifo_without_partial_response_fails_the_invocation_at_the_first_failure() -> None:
+    batch = to_batch(fifo_batch_of(3), WHOLE)
+    with pytest.raises(FunctionError, match="bad 1"):
+        answer(batch, [ok(), failed("bad 1"), ok()], WHOLE)

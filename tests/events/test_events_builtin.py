@@ -357,3 +357,38 @@ def test_every_built_in_result_is_valid_cloudevents() -> None:
                 assert parsed.get_type() == record.event["type"]
                 seen += 1
     assert seen >= 14
+
+
+def test_json_format_2_2_nulls_of_a_direct_cloudevent_are_dropped_not_passed_on() -> None:
+    # The spec's own JSON-object example (json-format.md 3.2) has "subject": null; its XML example
+    # an "unsetextension": null. Both mean unset: the handler never sees them.
+    ce = {
+        "specversion": "1.0",
+        "type": "com.example.someevent",
+        "source": "/mycontext",
+        "subject": None,
+        "id": "C234-1234-1234",
+        "time": None,
+        "unsetextension": None,
+        "comexampleothervalue": 5,
+        "datacontenttype": "application/json",
+        "data": None,
+    }
+    (record,) = to_batch(ce, SETTINGS).records
+    assert record.event == {
+        "specversion": "1.0",
+        "type": "com.example.someevent",
+        "source": "/mycontext",
+        "id": "C234-1234-1234",
+        "comexampleothervalue": 5,
+        "datacontenttype": "application/json",
+        "data": None,  # 3.1.1: an explicit null payload, not an attribute
+    }
+
+
+def test_json_format_2_2_nulls_of_a_cloudevent_in_an_sqs_message_are_dropped() -> None:
+    event = sample("sqs.json")["event"]
+    embedded = {"specversion": "1.0", "id": "e1", "source": "/s", "type": "t", "subject": None}
+    event["Records"][0]["body"] = json.dumps({**embedded, "tenant": None})
+    records = to_batch(event, SETTINGS).records
+    assert records[0].event == {"specversion": "1.0", "id": "e1", "source": "/s", "type": "t"}

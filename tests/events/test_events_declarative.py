@@ -207,14 +207,17 @@ def test_bad_mappings_are_config_errors_naming_the_config_path(
     mapping: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ConfigError) as info:
-        compile_mappings(settings(mapping))
+        compile_mappings((mapping,))
+    assert message in info.value.message
+    with pytest.raises(ConfigError) as info:  # the settings compile them as they are made
+        settings(mapping)
     assert message in info.value.message
 
 
-def test_mappings_are_compiled_once_per_settings() -> None:
+def test_mappings_are_compiled_when_the_settings_are_made() -> None:
     s = settings(ORDERS)
-    assert compile_mappings(s) is compile_mappings(s)
-    assert compile_mappings(settings(ORDERS)) is not compile_mappings(s)
+    assert len(s.compiled) == 1 and s.compiled[0].matches(ORDER_EVENT)
+    assert to_batch(ORDER_EVENT, s).source_kind == s.compiled[0].kind
 
 
 def test_paths_with_brackets_and_indexes() -> None:
@@ -302,6 +305,6 @@ def test_what_the_schema_accepts_compiles_and_the_schema_rejects_what_does_not(v
     for mapping in places:
         valid = not list(validator.iter_errors(mapping))
         try:
-            compile_mappings(settings(mapping))
+            compile_mappings((mapping,))
         except ConfigError as exc:
             assert not valid, f"the schema accepts {mapping} but it does not compile: {exc}"

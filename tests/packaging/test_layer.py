@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_lock import canonical, locked_versions
+from support.lock import canonical, locked_versions
 
 from sor.packaging import archive, layer
 from sor.resources import data_path
@@ -135,8 +135,14 @@ def test_layer_layout(built: Path) -> None:
             assert locked[canonical(dist)] == version, name
     assert any(n.startswith("python/sor-") and n.endswith(".dist-info/METADATA") for n in names)
     assert {i.date_time for i in infos.values()} == {(1980, 1, 1, 0, 0, 0)}
+    tag = f"cpython-{sys.version_info.major}{sys.version_info.minor}"
+    assert f"python/sor/__pycache__/cli.{tag}.pyc" in infos  # this Python compiled the layer
     for name in names:
-        assert "__pycache__" not in name and not name.endswith(".pyc"), name
+        if "__pycache__" in name or name.endswith(".pyc"):
+            # only the layer's own bytecode, for the target Python, next to its source
+            folder, _, file = name.rpartition("/__pycache__/")
+            assert name.startswith("python/") and file.endswith(f".{tag}.pyc"), name
+            assert f"{folder}/{file.split('.')[0]}.py" in infos, name
         assert not name.endswith((".dist-info/RECORD", "direct_url.json")), name
         assert not name.startswith("python/bin/"), name
 
@@ -170,6 +176,8 @@ def test_building_twice_gives_the_same_bytes(tmp_path: Path) -> None:
         done = sor("package", str(LAYER_SOURCE), "--out", str(out), env=clean_env())
         assert done.returncode == 0, done.stderr
     assert sha256(outs[0]) == sha256(outs[1]), differing_entries(*outs)
+    with zipfile.ZipFile(outs[0]) as zf:  # bytecode included: hash-based, so reproducible
+        assert any(n.endswith(".pyc") for n in zf.namelist())
 
 
 def test_cross_target_build_carries_the_targets_compiled_packages(tmp_path: Path) -> None:
@@ -278,6 +286,16 @@ def test_archive_does_not_depend_on_order_times_or_umask(tmp_path: Path) -> None
         modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in zf.infolist()}
     assert list(modes) == sorted(files)
     assert modes["run.sh"] == 0o755 and modes["z"] == 0o644
+
+
+def test_archive_keeps_bytecode_only_when_asked(tmp_path: Path) -> None:
+    make_tree(tmp_path / "t", ["run.sh", "pkg/m.py"])
+    (tmp_path / "t" / "pkg" / "stray.pyc").write_bytes(b"\0")  # not in a __pycache__
+    (tmp_path / "t" / "pkg" / "__pycache__" / "m.opt-1.pyo").write_bytes(b"\0")
+    names = [str(n) for n, _ in archive.tree_files(tmp_path / "t")]
+    assert not any(".py" in n and n.endswith(("c", "o")) for n in names), names
+    kept = [str(n) for n, _ in archive.tree_files(tmp_path / "t", keep_bytecode=True)]
+    assert set(kept) - set(names) == {"pkg/__pycache__/m.cpython-311.pyc"}
 
 
 def test_archive_honours_source_date_epoch(tmp_path: Path) -> None:
@@ -504,3 +522,24 @@ def test_a_file_that_cannot_be_staged_is_a_package_error(tmp_path: Path) -> None
     assert "middlewares/warmup" in done.stderr
     assert "Traceback" not in done.stderr
     assert not out.exists()
+
+
+def test_without_an_interpreter_of_the_target_the_build_says_how_to_fix(tmp_path: Path) -> None:
+    # No python3.13 on this PATH (pip runs on this interpreter, found by its absolute path).
+    target = "3.13" if PYTHON != "3.13" else "3.12"
+    out = tmp_path / "x.zip"
+    done = sor("package", "--python", target, "--out", str(out), env=clean_env(PATH=str(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    assert f"warning: no Python {target} on this machine" in done.stderr
+    assert f"install Python {target}" in done.stderr and "build again" in done.stderr
+    assert "(0 compiled)" in done.stdout
+    with zipfile.ZipFile(out) as zf:
+        assert not any(n.endswith(".pyc") for n in zf.namelist())
+
+
+def test_node_major_must_be_a_maintained_one(tmp_path: Path) -> None:
+    done = sor("package", "--node", "18", "--out", str(tmp_path / "x.zip"), env=clean_env())
+    assert done.returncode == 1
+    assert "Sor.PackageError: --node 18: expected a maintained Node.js major version" in done.stderr
+    assert "22, 24" in done.stderr
+    assert not (tmp_path / "x.zip").exists()

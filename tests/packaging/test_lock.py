@@ -7,28 +7,11 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from support.lock import canonical, locked_versions
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCK = ROOT / "requirements.lock"
 # The interpreter's own installers come with the virtual environment, not from the lock.
 _BUNDLED = {"pip", "setuptools", "wheel"}
-
-
-def canonical(name: str) -> str:
-    """A distribution name as PEP 503 compares names."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def locked_versions() -> dict[str, str]:
-    """name -> version, for every `name==version` line of the lock."""
-    pins: dict[str, str] = {}
-    for line in LOCK.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            name, sep, version = line.partition("==")
-            assert sep and version, f"not a pin: {line!r}"
-            pins[canonical(name)] = version
-    return pins
 
 
 def test_every_installed_distribution_is_the_locked_version() -> None:

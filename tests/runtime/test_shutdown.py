@@ -29,7 +29,7 @@ HANDLER = textwrap.dedent(
     import os, signal, sys, time
 
     def on_term(signum, frame):
-        with open(os.environ["MARKS"] + "/handler-term", "w") as f:
+        with open(os.environ["MARKS"] + f"/handler-term-{os.getpid()}", "w") as f:
             f.write(repr(time.time()))
         sys.exit(0)
 
@@ -62,7 +62,9 @@ for line in sys.stdin:
 class SorRun:
     """`sor run` as a real process, with `-X importtime` so its imports can be checked."""
 
-    def __init__(self, root: Path, marks: Path, server: RuntimeApiServer | None = None) -> None:
+    def __init__(
+        self, root: Path, marks: Path, server: RuntimeApiServer | None = None, **extra: str
+    ) -> None:
         self.server = server or RuntimeApiServer()
         env = {
             **os.environ,
@@ -72,6 +74,7 @@ class SorRun:
             "AWS_LAMBDA_FUNCTION_NAME": "fn",
             "MARKS": str(marks),
             "_HANDLER": "app.echo",
+            **extra,
         }
         env.pop("SOR_CONFIG", None)
         self.stderr_path = root / "sor.stderr"
@@ -118,13 +121,23 @@ def function(tmp_path: Path) -> Iterator[tuple[Path, Path, list[SorRun]]]:
 
 
 def start(
-    function: tuple[Path, Path, list[SorRun]], config: str, server: RuntimeApiServer | None = None
+    function: tuple[Path, Path, list[SorRun]],
+    config: str,
+    server: RuntimeApiServer | None = None,
+    **env: str,
 ) -> SorRun:
     root, marks, started = function
     (root / "sor.yml").write_text(textwrap.dedent(config))
-    s = SorRun(root, marks, server)
+    s = SorRun(root, marks, server, **env)
     started.append(s)
     return s
+
+
+def handler_terms(marks: Path) -> dict[int, float]:
+    """pid -> when each language runtime's SIGTERM handler ran."""
+    return {
+        int(p.name.rsplit("-", 1)[1]): float(p.read_text()) for p in marks.glob("handler-term-*")
+    }
 
 
 def test_registered_during_init_then_hook_and_handler_run_at_sigterm_in_time(
@@ -155,7 +168,7 @@ def test_registered_during_init_then_hook_and_handler_run_at_sigterm_in_time(
     assert sent * 1000 < hook_input["deadline_ms"] <= (sent + SHUTDOWN_TIME) * 1000
     hook, deadline_ms, name = (marks / "hook-env").read_text().split()
     assert (hook, int(deadline_ms), name) == ("shutdown", hook_input["deadline_ms"], "fn")
-    handler_ran = float((marks / "handler-term").read_text())
+    (handler_ran,) = handler_terms(marks).values()
     hook_ran = float((marks / "hook-time").read_text())
     # Lambda SIGKILLs ~500 ms after its SIGTERM: both must be done inside that time.
     assert sent < hook_ran <= handler_ran < sent + SHUTDOWN_TIME
@@ -184,7 +197,7 @@ def test_a_persistent_shutdown_hook_alone_registers_and_gets_a_shutdown_call(
     assert call["hook"] == "shutdown"
     assert call["payload"] == {"deadline_ms": call["context"]["deadline_ms"]}
     assert sent < call["at"] < sent + SHUTDOWN_TIME
-    assert (marks / "handler-term").exists()
+    assert len(handler_terms(marks)) == 1
 
 
 def test_nothing_is_registered_or_imported_without_the_settings(
@@ -205,11 +218,26 @@ def test_nothing_is_registered_or_imported_without_the_settings(
     _, code = s.terminate()
     assert code == 0  # SIGTERM still stops sor cleanly
     assert not (marks / "hook-shutdown.json").exists()
-    assert (marks / "handler-term").exists()  # the runtime still gets its SIGTERM
+    assert len(handler_terms(marks)) == 1  # the runtime still gets its SIGTERM
     assert "sor.runtime.shutdown" not in s.stderr and "sor.runtime.extension" not in s.stderr
     imported = {line.rsplit("|", 1)[1].strip() for line in s.stderr.splitlines() if "|" in line}
     assert "sor.runtime.loop" in imported  # -X importtime did list the imports
     assert "requests" not in imported  # the client side's library, never `sor run`'s
+
+
+def test_every_runtime_of_managed_instances_gets_sigterm_in_time(
+    function: tuple[Path, Path, list[SorRun]],
+) -> None:
+    _, marks, _ = function
+    config = "version: 1\nruntime: {handler: app.echo}\nshutdown: {signal: true}\n"
+    s = start(function, config, AWS_LAMBDA_MAX_CONCURRENCY="3")
+    pids = {s.server.invoke({}).json()["pid"] for _ in range(6)}
+    assert len(s.server.registrations) == 1  # one registration for the whole environment
+    sent, code = s.terminate()
+    assert code == 0
+    terms = handler_terms(marks)
+    assert len(terms) == 3 and pids <= set(terms)  # each adapter, the ones that served included
+    assert all(sent < when < sent + SHUTDOWN_TIME for when in terms.values())
 
 
 def test_a_refused_registration_is_logged_and_sor_still_serves(

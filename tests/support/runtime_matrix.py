@@ -107,8 +107,8 @@ class Adapter:
         self.send_line(json.dumps(message, separators=(",", ":")), timeout)
 
     def send_line(self, line: str, timeout: float = 10.0) -> None:
-        """Send one request line as given."""
-        data = line.encode() + b"\n"
+        """Send one request line as given (a lone surrogate as its three UTF-8-like bytes)."""
+        data = line.encode("utf-8", "surrogatepass") + b"\n"
         if not write_all(self._req_w, data, self.child, time.monotonic() + timeout):
             raise EOFError("the adapter stopped reading its requests")
 

@@ -25,6 +25,7 @@ class Server:
         os.close(out_fd)
         self.env = env
         self.cloudevent = env.get("SOR_SIGNATURE") == "cloudevent"
+        self.ascii_only = env.get("AWS_EXECUTION_ENV") not in _UNESCAPED_ENVS
         self.handler = None
         self._loop = None
 
@@ -178,7 +179,7 @@ class Server:
 
                 result = from_cloudevent(result)
             try:
-                return _encode({"type": "result", "id": request_id, "result": result})
+                return _result_line(request_id, result, self.ascii_only)
             except (TypeError, ValueError, OverflowError, RecursionError) as e:
                 raise Fault("Runtime.MarshalError", f"Unable to marshal response: {e}") from None
         except Exception as exc:
@@ -198,6 +199,18 @@ class Server:
 
 # The id of an invoke, read from its first bytes when the rest cannot be parsed.
 _ID = re.compile(rb'\{"type":"invoke","id":"([^"\\]{1,200})"')
+
+
+# Lambda's Python runtimes up to 3.11 (and every provided.* runtime) escape non-ASCII in JSON.
+_UNESCAPED_ENVS = frozenset(f"AWS_Lambda_python3.{minor}" for minor in range(12, 20))
+
+
+def _result_line(request_id, result, ascii_only):
+    """A result answer whose result is the response body as awslambdaric serialises it, last
+    in the line: sor posts those bytes as they are (runtimes/PROTOCOL.md)."""
+    body = json.dumps(result, ensure_ascii=ascii_only, default=_json_default)
+    head = b'{"type":"result","id":' + json.dumps(request_id).encode() + b',"result":'
+    return head + body.encode("utf-8", "surrogatepass") + b"}\n"
 
 
 def _encode(message):

@@ -1,0 +1,57 @@
+"""Serving several invocations at once (Lambda Managed Instances, docs/concurrency.md).
+
+When `AWS_LAMBDA_MAX_CONCURRENCY` is N > 1, `sor run` serves up to min(N,
+`runtime.concurrency`) invocations at once. Each *slot* is a worker of its own: its own
+connection to the Runtime API (one `GET next` long poll each), its own language runtime process
+and its own middleware pipeline, so a graceful timeout or a crash stops only what ran that
+invocation, a persistent middleware never serves two calls at once, and `_X_AMZN_TRACE_ID` is
+still set per process (each serves one invocation at a time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sor.config.model import RuntimeSettings
+from sor.logs import Log
+
+if TYPE_CHECKING:
+    from sor.middleware.pipeline import Pipeline
+    from sor.runtime.api import RuntimeApiClient
+    from sor.runtime.invocation import Invoker
+    from sor.runtime.language import LanguageRuntime
+
+MAX_CONCURRENCY_VAR = "AWS_LAMBDA_MAX_CONCURRENCY"
+
+
+def slot_count(env: Mapping[str, str], settings: RuntimeSettings, log: Log) -> int:
+    """How many invocations to serve at once: the variable's N, capped by the config."""
+    text = env.get(MAX_CONCURRENCY_VAR, "").strip()
+    if not text:
+        return 1
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        log.warning(f"{MAX_CONCURRENCY_VAR}={text!r} ignored: not a whole number of at least 1")
+        return 1
+    wanted = int(text)
+    if settings.concurrency != "auto":
+        return min(wanted, settings.concurrency)
+    return wanted
+
+
+@dataclass
+class Slot:
+    """One worker: its API connection, its language runtime, its pipeline, its invoker."""
+
+    api: RuntimeApiClient
+    language: LanguageRuntime
+    pipeline: Pipeline | None
+    invoker: Invoker
+
+    def close(self) -> None:
+        """Stop what the slot started (its runtime, its middlewares) and its connection."""
+        self.language.stop()
+        if self.pipeline is not None:
+            self.pipeline.close()
+        self.api.close()
