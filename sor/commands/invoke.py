@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import re
 import sys
 from collections.abc import Mapping
 from typing import BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
-from sor.errors import UsageError
+from sor.errors import Unreachable, UsageError
 
 DEFAULT_URL = "http://127.0.0.1:9000"
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
@@ -72,6 +73,13 @@ def read_event(where: str | None) -> bytes:
         raise UsageError(f"--event {where}: {exc.strerror or exc}") from None
 
 
+def reason(exc: Exception) -> str:
+    """The OS's words for a failed connection (`Connection refused`), else the whole text."""
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    return found.group(1) if found else text
+
+
 def failed(status: int, headers: Mapping[str, str]) -> bool:
     """True when the answer is a function error (or the invocation did not run at all)."""
     return bool(headers.get("X-Amz-Function-Error")) or not 200 <= status < 300
@@ -93,8 +101,7 @@ def _invoke(url: str, event: bytes, headers: dict[str, str], out: BinaryIO) -> i
             url, data=event, headers=headers, stream=True, timeout=(CONNECT_TIMEOUT, None)
         )
     except requests.RequestException as exc:
-        print(f"sor invoke: cannot reach {url}: {exc}", file=sys.stderr)
-        return 2
+        raise Unreachable(f"cannot reach {url}: {reason(exc)}") from None
     with response:
         try:
             # chunk_size=None: each piece as the server sends it (a chunk, for a stream)
@@ -102,8 +109,7 @@ def _invoke(url: str, event: bytes, headers: dict[str, str], out: BinaryIO) -> i
                 out.write(chunk)
                 out.flush()
         except requests.RequestException as exc:
-            print(f"sor invoke: the answer from {url} broke off: {exc}", file=sys.stderr)
-            return 2
+            raise Unreachable(f"the answer from {url} broke off: {reason(exc)}") from None
     if failed(response.status_code, response.headers):
         kind = response.headers.get("X-Amz-Function-Error") or "error"
         print(f"sor invoke: HTTP {response.status_code} ({kind})", file=sys.stderr)

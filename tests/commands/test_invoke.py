@@ -166,7 +166,18 @@ def test_unreachable_exits_2() -> None:
         sock.bind(("127.0.0.1", 0))  # bound, never listening: the connection is refused
         done = sor_invoke(f"http://127.0.0.1:{sock.getsockname()[1]}")
     assert done.returncode == 2
-    assert b"cannot reach" in done.stderr
+    assert b"Sor.Unreachable: cannot reach" in done.stderr and b"Connection refused" in done.stderr
+
+
+def test_an_answer_that_breaks_off_exits_2_after_what_arrived() -> None:
+    sock, _ = _streaming_server(b"200 OK", b"", [b'{"part": 1', b"never sent"], None)
+    try:
+        done = sor_invoke(f"http://127.0.0.1:{sock.getsockname()[1]}")
+    finally:
+        sock.close()
+    assert done.returncode == 2
+    assert done.stdout == b'{"part": 1'
+    assert b"broke off" in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -194,9 +205,10 @@ def test_the_rie_path_is_added_only_when_the_url_has_none() -> None:
 
 
 def _streaming_server(
-    status: bytes, headers: bytes, chunks: list[bytes], gate: threading.Event
+    status: bytes, headers: bytes, chunks: list[bytes], gate: threading.Event | None
 ) -> tuple[socket.socket, list[bytes]]:
-    """One raw HTTP answer, chunked: the first chunk at once, the rest once ``gate`` is set."""
+    """One raw HTTP answer, chunked: the first chunk at once, the rest once ``gate`` is set
+    (no gate: it hangs up after the first chunk)."""
     sock = socket.create_server(("127.0.0.1", 0))
     seen: list[bytes] = []
 
@@ -209,7 +221,7 @@ def _streaming_server(
                 b"HTTP/1.1 " + status + b"\r\nTransfer-Encoding: chunked\r\n" + headers + b"\r\n"
             )
             for i, chunk in enumerate(chunks):
-                if i == 1 and not gate.wait(20):
+                if i == 1 and (gate is None or not gate.wait(20)):
                     return  # the first chunk never showed: leave the client hanging, and fail
                 conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             conn.sendall(b"0\r\n\r\n")
