@@ -20,7 +20,6 @@ OnError = Literal["fail", "continue"]
 Malformed = Literal["respond", "fail"]
 Hook = Literal["before", "after", "error", "shutdown"]
 HOOKS: tuple[Hook, ...] = ("before", "after", "error")  # the hooks of an invocation: the default
-ALL_HOOKS: tuple[Hook, ...] = (*HOOKS, "shutdown")
 
 DEFAULT_GRACE = 0.3  # seconds; see docs/timeouts.md
 DEFAULT_MIDDLEWARE_TIMEOUT = 1.0
