@@ -94,7 +94,10 @@ def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def _invoke(url: str, event: bytes, headers: dict[str, str], out: BinaryIO) -> int:
-    import requests  # only here: `requests` serves the client side
+    try:
+        import requests  # only here: `requests` serves the client side
+    except ImportError:  # e.g. sor as a Lambda layer carries it: `sor run` never needs it
+        raise UsageError("sor invoke needs the requests package (pip install requests)") from None
 
     try:
         response = requests.post(
