@@ -96,7 +96,7 @@ def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 def _invoke(url: str, event: bytes, headers: dict[str, str], out: BinaryIO) -> int:
     try:
         import requests  # only here: `requests` serves the client side
-    except ImportError:  # e.g. sor as a Lambda layer carries it: `sor run` never needs it
+    except ImportError:  # e.g. sor from a Lambda layer, which leaves it out
         raise UsageError("sor invoke needs the requests package (pip install requests)") from None
 
     try:
