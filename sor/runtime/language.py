@@ -229,12 +229,15 @@ class LanguageRuntime:
             self.stop(graceful=False)
             raise InvocationTimeout(self._timeout_message(function_timeout)) from None
 
-    def stop(self, graceful: bool = True, *, stderr_wait: float | None = None) -> int | None:
+    def stop(
+        self, graceful: bool = True, *, stderr_wait: float | None = None, grace: float = STOP_GRACE
+    ) -> int | None:
         """Stop the process and everything it started; its exit code when there was one.
 
         ``stderr_wait``: how long to wait for its last stderr lines (end of file), by default
         none when killing it (graceful=False: an answer is waiting, and a grandchild that left
-        the group may hold the pipe for ever) and _PUMP_JOIN otherwise.
+        the group may hold the pipe for ever) and _PUMP_JOIN otherwise. ``grace``: its time to
+        exit after SIGTERM (the shutdown path gives it the rest of Lambda's time).
         """
         proc, self._proc = self._proc, None
         if stderr_wait is None:
@@ -243,7 +246,7 @@ class LanguageRuntime:
             self._retired.finish(stderr_wait)
             return None
         self.last_stderr = proc.tail()  # the lines already read
-        code = proc.stop(STOP_GRACE if graceful else 0.0, stderr_wait=stderr_wait, term=True)
+        code = proc.stop(grace if graceful else 0.0, stderr_wait=stderr_wait, term=True)
         self.last_stderr = proc.tail()
         return code
 
