@@ -18,6 +18,8 @@ from sor.logs import Log
 FUNCTION = Path(__file__).resolve().parent / "function"
 # The same function with a sor.yml beside it: the usual case, and the one that reads YAML.
 FUNCTION_YML = Path(__file__).resolve().parent / "function_yml"
+# With shutdown.signal: what registering as an internal extension adds to a cold start.
+FUNCTION_SHUTDOWN = Path(__file__).resolve().parent / "function_shutdown"
 HANDLER = "handler.handler"
 RUNTIMES: dict[str, list[str]] = {
     "sor": [sys.executable, "-m", "sor", "run"],
@@ -135,6 +137,7 @@ def rows(runs: int, cold_runs: int) -> Sequence[Row]:
     colds = {name: cold(name, cold_runs) for name in RUNTIMES}
     cold_yml = cold("sor", cold_runs, FUNCTION_YML)
     cold_logs = cold_with_telemetry(cold_runs)
+    cold_shutdown = cold("sor", cold_runs, FUNCTION_SHUTDOWN)
     sor_lat, sor_tput, sor_mem = results["sor"]
     ric_lat, ric_tput, ric_mem = results["awslambdaric"]
     min_lat, min_tput, _ = results["minimal loop"]
@@ -177,6 +180,13 @@ def rows(runs: int, cold_runs: int) -> Sequence[Row]:
             "ms",
             "sor",
             p(colds["sor"], 50) * ms,
+        ),
+        Row(
+            "cold start p50, sor + shutdown.signal",
+            p(cold_shutdown, 50) * ms,
+            "ms",
+            "sor + sor.yml",
+            p(cold_yml, 50) * ms,
         ),
         Row(
             "cold start p50, sor",

@@ -93,6 +93,8 @@ def render(loaded: Loaded) -> str:
     row("debug:")
     row(f"  enabled: {_scalar(config.debug.enabled)}", ("debug", "enabled"))
     row(f"  allow: {json.dumps(list(config.debug.allow))}", ("debug", "allow"))
+    row("shutdown:")
+    row(f"  signal: {_scalar(config.shutdown.signal)}", ("shutdown", "signal"))
     width = min(max(len(text) for text, _ in rows) + 2, 60)
     head = [
         "# sor config: the effective configuration, each value's origin on its right",

@@ -23,6 +23,7 @@ from sor.config.model import (
     HookTimeouts,
     Middleware,
     RuntimeSettings,
+    ShutdownSettings,
     Timeouts,
 )
 from sor.config.rules import PathKey, duration_seconds, handler_problem, name_problem
@@ -317,6 +318,9 @@ def build(
         enabled=b.value(("debug", "enabled"), DebugSettings.enabled),
         allow=tuple(b.value(("debug", "allow"), [])),
     )
+    shutdown = ShutdownSettings(
+        signal=b.value(("shutdown", "signal"), ShutdownSettings.signal),
+    )
     b.origins[("task_root",)] = (
         Origin("env LAMBDA_TASK_ROOT")
         if "LAMBDA_TASK_ROOT" in env
@@ -329,6 +333,7 @@ def build(
         timeouts=timeouts,
         cloudevents=cloudevents,
         debug=debug,
+        shutdown=shutdown,
         task_root=root,
         layer_dir=layer,
         version=int(version),

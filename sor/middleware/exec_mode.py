@@ -66,7 +66,7 @@ class ExecHooks:
             raise failure(self.mw, hook, f"wrote more than {MAX_OUTPUT} bytes", done.stderr_tail)
         code = done.returncode
         if code == RESPOND_STATUS and hook not in ANSWERING_HOOKS:
-            what = answer_from_after(f"{ended(code)} (answer now)")
+            what = answer_from_after(f"{ended(code)} (answer now)", hook)
             raise failure(self.mw, hook, what, done.stderr_tail)
         if code not in (0, RESPOND_STATUS):
             raise failure(self.mw, hook, ended(code), done.stderr_tail)

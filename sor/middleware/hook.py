@@ -75,9 +75,9 @@ def ended(code: int | None) -> str:
     return f"ended with {describe_exit(code)}"
 
 
-def answer_from_after(what: str) -> str:
-    """The failure message of an ``after`` hook that tried to answer now."""
-    return f"{what} from its after hook; only before and error hooks may answer now"
+def answer_from_after(what: str, hook: str = "after") -> str:
+    """The failure message of an ``after`` (or ``shutdown``) hook that tried to answer now."""
+    return f"{what} from its {hook} hook; only before and error hooks may answer now"
 
 
 def _env_value(name: str, value: Any) -> str:

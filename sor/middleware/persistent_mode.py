@@ -49,7 +49,7 @@ def parse_answer(mw: Middleware, hook: str, line: bytes) -> HookResult | str:
         return HookResult("replace", value)
     if key == "respond":
         if hook not in ANSWERING_HOOKS:
-            return answer_from_after('answered {"respond": ...}')
+            return answer_from_after('answered {"respond": ...}', hook)
         return HookResult("respond", value)
     if key == "error":
         try:

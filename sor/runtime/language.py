@@ -81,6 +81,7 @@ class LanguageRuntime:
         self._proc: Supervised | None = None
         self._retired = Retired()  # log pumps of killed runtimes, told to stop
         self._loaded = not defer_load
+        self._sealed = False  # the running adapter echoes seals (its `ready` said so)
         self.starts = 0
         self.last_stderr: list[str] = []
 
@@ -165,6 +166,9 @@ class LanguageRuntime:
         if not isinstance(message, dict):
             raise self._broken(f"wrote a line that is not a JSON object: {line[:80]!r}")
         if message.get("type") == "ready":
+            # An adapter that echoes seals says so; from then on an answer without the seal is
+            # not its answer. One that does not (protocol 1 as first written) is not checked.
+            self._sealed = message.get("seal") is True
             return True
         if message.get("type") == "init_error":
             self.stop()
@@ -203,7 +207,9 @@ class LanguageRuntime:
             while True:
                 try:
                     answer = protocol.read_answer(
-                        self._readline(deadline, "running the handler"), request_id, seal
+                        self._readline(deadline, "running the handler"),
+                        request_id,
+                        seal if self._sealed else None,
                     )
                 except ValueError:  # over MAX_MESSAGE, skipped up to its newline
                     # Lambda answers this and keeps the runtime warm: the process is healthy,
@@ -223,12 +229,15 @@ class LanguageRuntime:
             self.stop(graceful=False)
             raise InvocationTimeout(self._timeout_message(function_timeout)) from None
 
-    def stop(self, graceful: bool = True, *, stderr_wait: float | None = None) -> int | None:
+    def stop(
+        self, graceful: bool = True, *, stderr_wait: float | None = None, grace: float = STOP_GRACE
+    ) -> int | None:
         """Stop the process and everything it started; its exit code when there was one.
 
         ``stderr_wait``: how long to wait for its last stderr lines (end of file), by default
         none when killing it (graceful=False: an answer is waiting, and a grandchild that left
-        the group may hold the pipe for ever) and _PUMP_JOIN otherwise.
+        the group may hold the pipe for ever) and _PUMP_JOIN otherwise. ``grace``: its time to
+        exit after SIGTERM (the shutdown path gives it the rest of Lambda's time).
         """
         proc, self._proc = self._proc, None
         if stderr_wait is None:
@@ -237,7 +246,7 @@ class LanguageRuntime:
             self._retired.finish(stderr_wait)
             return None
         self.last_stderr = proc.tail()  # the lines already read
-        code = proc.stop(STOP_GRACE if graceful else 0.0, stderr_wait=stderr_wait, term=True)
+        code = proc.stop(grace if graceful else 0.0, stderr_wait=stderr_wait, term=True)
         self.last_stderr = proc.tail()
         return code
 

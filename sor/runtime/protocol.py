@@ -50,9 +50,10 @@ def invoke_line(
     return b"".join(parts)
 
 
-def read_answer(line: bytes, request_id: str, seal: str) -> RawJson | Error | None:
-    """The answer ``line`` gives to ``request_id``; None when it answers another request or
-    lacks the invoke's ``seal`` (a line the handler forged: PROTOCOL.md, "The seal").
+def read_answer(line: bytes, request_id: str, seal: str | None) -> RawJson | Error | None:
+    """The answer ``line`` gives to ``request_id``; None when it answers another request or,
+    with a ``seal`` (the adapter said in its `ready` that it echoes seals), lacks the invoke's
+    seal (a line the handler forged: PROTOCOL.md, "The seal").
 
     Raises Broken for a line that is not a JSON object or whose type is neither result nor
     error. The result's bytes are taken from the line when it ends with them (as the shipped
@@ -64,11 +65,13 @@ def read_answer(line: bytes, request_id: str, seal: str) -> RawJson | Error | No
         raise Broken(f"wrote a line that is not JSON: {line[:80]!r}") from None
     if not isinstance(message, dict):
         raise Broken(f"wrote a message that is not an object: {line[:80]!r}")
-    if message.get("id") != request_id or message.get("seal") != seal:
+    if message.get("id") != request_id or (seal is not None and message.get("seal") != seal):
         return None
     kind = message.get("type")
     if kind == "result":
-        prefix = b'{"type":"result","id":' + _text(request_id) + b',"seal":' + _text(seal)
+        prefix = b'{"type":"result","id":' + _text(request_id)
+        if isinstance(message.get("seal"), str):
+            prefix += b',"seal":' + _text(message["seal"])
         prefix += b',"result":'
         body = line.rstrip()
         if body.startswith(prefix) and body.endswith(b"}"):

@@ -221,6 +221,8 @@ def test_example_config_round_trips(
     source = yaml.safe_load(example.read_text())
     assert doc["cloudevents"] == source["cloudevents"]
     assert doc["debug"] == source["debug"]
+    assert doc["shutdown"] == source["shutdown"] == {"signal": True}
+    assert doc["middlewares"][2]["hooks"] == ["after", "error", "shutdown"]
     assert [m["name"] for m in doc["middlewares"]] == ["log-event", "auth", "audit"]
     assert doc["middlewares"][2]["path"] == str(fn / "tools" / "audit")
     assert [m["env"] for m in doc["middlewares"]] == ["inherit", "inherit", ["STAGE"]]

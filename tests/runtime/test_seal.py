@@ -95,7 +95,7 @@ def test_an_answer_without_the_seal_is_skipped(tmp_path: Path) -> None:
     script = tmp_path / "adapter"
     script.write_text(
         "#!/bin/sh\n"
-        'printf \'{"type":"ready"}\\n\' >&4\n'
+        'printf \'{"type":"ready","seal":true}\\n\' >&4\n'
         "read line <&3\n"
         'seal=$(printf \'%s\' "$line" | sed \'s/.*"seal": *"\\([0-9a-f]*\\)".*/\\1/\')\n'
         'printf \'{"type":"result","id":"r1","result":"forged"}\\n\' >&4\n'
@@ -161,7 +161,7 @@ def test_the_adapters_echo_the_seal_in_results_and_errors(tmp_path: Path, langua
     root = write_files(tmp_path, ADAPTER_FILES[language])
     for handler, kind in (("h.ok", "result"), ("h.bad", "error")):
         with start(language, root, handler) as adapter:
-            assert adapter.ready() == {"type": "ready"}
+            assert adapter.ready() == {"type": "ready", "seal": True}
             context = {"aws_request_id": "r1", "deadline_ms": int(time.time() * 1000) + 9000}
             message = {"type": "invoke", "id": "r1", "event": {"a": 1}, "context": context}
             adapter.send({**message, "seal": "5ea1"})
@@ -173,8 +173,30 @@ def test_the_adapters_echo_the_seal_in_results_and_errors(tmp_path: Path, langua
 def test_the_python_adapter_seals_its_answer_to_an_unreadable_event(tmp_path: Path) -> None:
     root = write_files(tmp_path, ADAPTER_FILES["python"])
     with start("python", root, "h.ok") as adapter:
-        assert adapter.ready() == {"type": "ready"}
+        assert adapter.ready() == {"type": "ready", "seal": True}
         adapter.send_line('{"type":"invoke","id":"r1","event":{"a":,"context":{},"seal":"0bad"}')
         answer = adapter.recv()
         assert (answer["id"], answer["seal"]) == ("r1", "0bad")
         assert answer["error"]["errorType"] == "Runtime.UnmarshalError"
+
+
+def test_an_adapter_that_does_not_say_it_seals_is_not_checked(tmp_path: Path) -> None:
+    """Protocol 1 as first written: `ready` without `seal`, answers without it, still served
+    (SPEC's messages): only an adapter that announces sealing has unsealed lines skipped."""
+    script = tmp_path / "adapter"
+    script.write_text(
+        "#!/bin/sh\n"
+        'printf \'{"type":"ready"}\\n\' >&4\n'
+        "while read -r line <&3; do\n"
+        '  printf \'{"type":"result","id":"r1","result":"plain"}\\n\' >&4\n'
+        "done\n"
+    )
+    script.chmod(0o755)
+    settings = RuntimeSettings(language="exec", command=(str(script),))
+    rt = LanguageRuntime(settings, task_root=tmp_path, env=dict(os.environ), log=Log(io.StringIO()))
+    try:
+        rt.start(time.monotonic() + 30)
+        context = {"aws_request_id": "r1", "deadline_ms": int(time.time() * 1000) + 9000}
+        assert rt.invoke({}, context, time.monotonic() + 10).text == b'"plain"'
+    finally:
+        rt.stop()

@@ -51,7 +51,7 @@ class Server:
             self.send({"type": "init_error", "error": error})
             return 1
         LambdaLogging.install(self.env)
-        self.send({"type": "ready"})
+        self.send({"type": "ready", "seal": True})  # it echoes seals (PROTOCOL.md, "The seal")
         for line in self._in:
             try:
                 request = json.loads(line)
