@@ -50,7 +50,7 @@ bench: $(BIN)/sor
 # Re-pin every dependency to its newest release allowed by pyproject.toml, on purpose. Resolved
 # on the oldest Python sor supports, so that the pins install on every supported Python (and a
 # layer for python3.10 builds): `make lock LOCK_PYTHON=/path/to/python3.10` names another one.
-LOCK_PYTHON ?= python3.10
+LOCK_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) python3.10)
 lock:
 	rm -rf .lock-venv
 	$(LOCK_PYTHON) -m venv .lock-venv
