@@ -507,6 +507,17 @@ def test_error_answers_in_node_shape_as_aws_lambda_ric(styles: Path, name: str) 
     assert any("ERROR" in record for record in logged(theirs, styles))
 
 
+@pytest.mark.parametrize(
+    "name", ["throws", "throwString", "failNothing", "unhandled", "uncaught", "circular"]
+)
+def test_error_records_in_json_as_aws_lambda_ric(styles: Path, name: str) -> None:
+    env = {"AWS_LAMBDA_LOG_FORMAT": "JSON"}
+    ours, theirs = both(styles, f"styles.{name}", [{}], env=env)
+    expected = records(theirs, styles)
+    assert expected and all(r["level"] == "ERROR" for r in expected), expected
+    assert logged(ours, styles) == logged(theirs, styles)
+
+
 @pytest.mark.parametrize("name", ["throws", "nested", "multiline", "withCode", "throwString"])
 def test_adapter_error_and_xray_cause_as_aws_lambda_ric(styles: Path, name: str) -> None:
     """The adapter's protocol answer carries the client's ERROR (as stackTrace) and X-Ray cause."""
