@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +18,8 @@ from sor.logs import Log
 FUNCTION = Path(__file__).resolve().parent / "function"
 # The same function with a sor.yml beside it: the usual case, and the one that reads YAML.
 FUNCTION_YML = Path(__file__).resolve().parent / "function_yml"
+# With shutdown.signal: what registering as an internal extension adds to a cold start.
+FUNCTION_SHUTDOWN = Path(__file__).resolve().parent / "function_shutdown"
 HANDLER = "handler.handler"
 RUNTIMES: dict[str, list[str]] = {
     "sor": [sys.executable, "-m", "sor", "run"],
@@ -32,9 +36,9 @@ class _Quiet:
         pass
 
 
-def _emulator(name: str, directory: Path = FUNCTION) -> Emulator:
+def _emulator(name: str, directory: Path = FUNCTION, env: dict[str, str] | None = None) -> Emulator:
     return Emulator(
-        directory, timeout=30, bootstrap=RUNTIMES[name], log=Log(_Quiet()), handler=HANDLER
+        directory, timeout=30, env=env, bootstrap=RUNTIMES[name], log=Log(_Quiet()), handler=HANDLER
     )
 
 
@@ -64,11 +68,13 @@ def warm(name: str, runs: int) -> tuple[list[float], float, dict[str, int]]:
     return samples, throughput, memory
 
 
-def cold(name: str, runs: int, directory: Path = FUNCTION) -> list[float]:
+def cold(
+    name: str, runs: int, directory: Path = FUNCTION, env: dict[str, str] | None = None
+) -> list[float]:
     """Seconds from starting the bootstrap process to its first response."""
     samples = []
     for i in range(runs):
-        emu = _emulator(name, directory)
+        emu = _emulator(name, directory, env)
         began = time.perf_counter()
         emu.start()
         try:
@@ -77,6 +83,21 @@ def cold(name: str, runs: int, directory: Path = FUNCTION) -> list[float]:
         finally:
             emu.stop()
     return samples
+
+
+def cold_with_telemetry(runs: int) -> list[float]:
+    """Cold starts of sor with JSON logs and Lambda's telemetry descriptor (a pipe read here)."""
+    r, w = os.pipe()
+    os.set_inheritable(w, True)  # as Lambda hands it to the runtime
+    reader = threading.Thread(target=lambda: all(iter(lambda: os.read(r, 65536), b"")))
+    reader.start()
+    try:
+        env = {"AWS_LAMBDA_LOG_FORMAT": "JSON", "_LAMBDA_TELEMETRY_LOG_FD": str(w)}
+        return cold("sor", runs, env=env)
+    finally:
+        os.close(w)
+        reader.join(10)
+        os.close(r)
 
 
 def peak_memory(root: int) -> dict[str, int]:
@@ -115,6 +136,8 @@ def rows(runs: int, cold_runs: int) -> Sequence[Row]:
     results = {name: warm(name, runs) for name in RUNTIMES}
     colds = {name: cold(name, cold_runs) for name in RUNTIMES}
     cold_yml = cold("sor", cold_runs, FUNCTION_YML)
+    cold_logs = cold_with_telemetry(cold_runs)
+    cold_shutdown = cold("sor", cold_runs, FUNCTION_SHUTDOWN)
     sor_lat, sor_tput, sor_mem = results["sor"]
     ric_lat, ric_tput, ric_mem = results["awslambdaric"]
     min_lat, min_tput, _ = results["minimal loop"]
@@ -150,6 +173,20 @@ def rows(runs: int, cold_runs: int) -> Sequence[Row]:
             p(colds["awslambdaric"], 50) * ms,
             "<= 2x",
             p(cold_yml, 50) <= 2 * p(colds["awslambdaric"], 50),
+        ),
+        Row(
+            "cold start p50, sor + JSON logs, telemetry fd",
+            p(cold_logs, 50) * ms,
+            "ms",
+            "sor",
+            p(colds["sor"], 50) * ms,
+        ),
+        Row(
+            "cold start p50, sor + shutdown.signal",
+            p(cold_shutdown, 50) * ms,
+            "ms",
+            "sor + sor.yml",
+            p(cold_yml, 50) * ms,
         ),
         Row(
             "cold start p50, sor",

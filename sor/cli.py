@@ -51,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", action="append", default=[], metavar="K=V", help="set a variable")
     p.add_argument("--bootstrap", metavar="CMD", help="host this command instead of `sor run`")
 
+    p = sub.add_parser("invoke", help="invoke a running RIE-compatible endpoint")
+    p.add_argument("url", nargs="?", metavar="URL", help="default: http://127.0.0.1:9000")
+    p.add_argument("--event", metavar="FILE|-", help="event JSON (default: {})")
+    p.add_argument("--async", dest="async_", action="store_true", help="invocation type Event")
+    p.add_argument("--tenant-id", metavar="ID", help="X-Amz-Tenant-Id")
+    p.add_argument("--client-context", metavar="JSON", help="a JSON object (sent base64)")
+
     sub.add_parser("schema", help="print the JSON Schema of sor.yml")
 
     p = sub.add_parser("config", help="print the effective config and where values came from")

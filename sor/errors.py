@@ -57,6 +57,13 @@ class UsageError(SorError):
     exit_code = 2
 
 
+class Unreachable(SorError):
+    """An endpoint sor was asked to call (`sor invoke`) could not be reached, or hung up."""
+
+    error_type = "Sor.Unreachable"
+    exit_code = 2
+
+
 class Invalid(SorError):
     """What a command checked is invalid; its problems are already printed (exit status 1)."""
 

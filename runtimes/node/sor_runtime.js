@@ -431,7 +431,7 @@ async function main() {
     () => queue.then(() => process.exit(0)), // sor closed the pipe: we are done
   );
   ready = true;
-  send({ type: 'ready' });
+  send({ type: 'ready', seal: true }); // it echoes seals (PROTOCOL.md, "The seal")
 }
 
 main();

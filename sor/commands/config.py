@@ -72,6 +72,8 @@ def render(loaded: Loaded) -> str:
             row(f"      {hook}: {_duration(m.timeouts.of(hook))}", (*at, "timeout", hook))
         row(f"    on_error: {m.on_error}", (*at, "on_error"))
         row(f"    hooks: [{', '.join(m.hooks)}]", (*at, "hooks"))
+        env = "inherit" if m.env is None else json.dumps(list(m.env))
+        row(f"    env: {env}", (*at, "env"))
     row("timeouts:")
     row(f"  grace: {_duration(config.timeouts.grace)}", ("timeouts", "grace"))
     row(f"  middleware: {_duration(config.timeouts.middleware)}", ("timeouts", "middleware"))
@@ -91,6 +93,8 @@ def render(loaded: Loaded) -> str:
     row("debug:")
     row(f"  enabled: {_scalar(config.debug.enabled)}", ("debug", "enabled"))
     row(f"  allow: {json.dumps(list(config.debug.allow))}", ("debug", "allow"))
+    row("shutdown:")
+    row(f"  signal: {_scalar(config.shutdown.signal)}", ("shutdown", "signal"))
     width = min(max(len(text) for text, _ in rows) + 2, 60)
     head = [
         "# sor config: the effective configuration, each value's origin on its right",

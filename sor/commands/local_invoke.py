@@ -52,18 +52,27 @@ def configured_handler(directory: Path, env: Mapping[str, str]) -> str | None:
     return config.runtime.handler
 
 
-def read_event(name: str | None) -> bytes:
-    """The event bytes from FILE, stdin (``-``) or ``{}``; a usage error naming a bad file."""
+def read_event(name: str | None, limit: int) -> bytes:
+    """The event bytes from FILE, stdin (``-``) or ``{}``: at most ``limit`` bytes of JSON; a
+    usage error naming the file when it cannot be read, is too large or is not JSON."""
     if name is None:
         return b"{}"
     label = "stdin" if name == "-" else name
     try:
-        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+        if name == "-":
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(name, "rb") as f:  # bounded: the file may be /dev/zero or a pipe
+                data = f.read(limit + 1)
     except OSError as exc:
-        raise UsageError(f"--event {label}: {exc.strerror or exc}") from None
+        raise UsageError(f"--event {label}: cannot be read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise UsageError(f"--event {label}: over {limit} bytes; Lambda accepts at most that")
     try:
         json.loads(data)
-    except ValueError as exc:
+    except RecursionError:
+        raise UsageError(f"--event {label}: not usable JSON: nested too deeply") from None
+    except ValueError as exc:  # UnicodeDecodeError too
         raise UsageError(f"--event {label}: not valid JSON: {exc}") from None
     return data
 
@@ -80,9 +89,7 @@ def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     directory = function_dir(args)
     timeout = function_timeout(args)  # usage errors first: before the config is even read
     fenv = function_env(args, env)
-    event = read_event(args.event)
-    if len(event) > MAX_PAYLOAD:
-        raise UsageError(f"--event: {len(event)} bytes; Lambda accepts at most {MAX_PAYLOAD}")
+    event = read_event(args.event, MAX_PAYLOAD)
     handler = configured_handler(directory, fenv)
     emulator = Emulator(directory, timeout, fenv, None, Log.from_env(fenv), handler=handler)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # so that `finally` stops the bootstrap

@@ -23,6 +23,7 @@ from sor.config.model import (
     HookTimeouts,
     Middleware,
     RuntimeSettings,
+    ShutdownSettings,
     Timeouts,
 )
 from sor.config.rules import PathKey, duration_seconds, handler_problem, name_problem
@@ -220,6 +221,9 @@ class _Builder:
             settings[key] = self.value(_p(at, key), default, _p(into, key)) if path else default
             if path is None:
                 self.origins[_p(into, key)] = self.default
+        visible = self.value(_p(at, "env"), "inherit", _p(into, "env")) if path else "inherit"
+        if path is None:
+            self.origins[_p(into, "env")] = self.default
         if resolved is None:
             return None
         return Middleware(
@@ -229,6 +233,7 @@ class _Builder:
             timeouts=HookTimeouts(**timeouts),
             on_error=settings["on_error"],
             hooks=tuple(settings["hooks"]),
+            env=None if visible == "inherit" else tuple(visible),
         )
 
     def resolve(
@@ -313,6 +318,9 @@ def build(
         enabled=b.value(("debug", "enabled"), DebugSettings.enabled),
         allow=tuple(b.value(("debug", "allow"), [])),
     )
+    shutdown = ShutdownSettings(
+        signal=b.value(("shutdown", "signal"), ShutdownSettings.signal),
+    )
     b.origins[("task_root",)] = (
         Origin("env LAMBDA_TASK_ROOT")
         if "LAMBDA_TASK_ROOT" in env
@@ -325,6 +333,7 @@ def build(
         timeouts=timeouts,
         cloudevents=cloudevents,
         debug=debug,
+        shutdown=shutdown,
         task_root=root,
         layer_dir=layer,
         version=int(version),

@@ -18,8 +18,8 @@ Signature = Literal["event", "cloudevent"]
 Mode = Literal["exec", "persistent"]
 OnError = Literal["fail", "continue"]
 Malformed = Literal["respond", "fail"]
-Hook = Literal["before", "after", "error"]
-HOOKS: tuple[Hook, ...] = ("before", "after", "error")
+Hook = Literal["before", "after", "error", "shutdown"]
+HOOKS: tuple[Hook, ...] = ("before", "after", "error")  # the hooks of an invocation: the default
 
 DEFAULT_GRACE = 0.3  # seconds; see docs/timeouts.md
 DEFAULT_MIDDLEWARE_TIMEOUT = 1.0
@@ -34,6 +34,7 @@ class HookTimeouts:
     error: float = DEFAULT_MIDDLEWARE_TIMEOUT
 
     def of(self, hook: Hook) -> float:
+        """The timeout of an invocation hook (a `shutdown` hook gets the shutdown's time)."""
         return float(getattr(self, hook))
 
 
@@ -47,6 +48,12 @@ class Middleware:
     timeouts: HookTimeouts = field(default_factory=HookTimeouts)
     on_error: OnError = "fail"
     hooks: tuple[Hook, ...] = HOOKS
+    # The function variables it may see besides SOR_* and ALWAYS_VISIBLE; None: all of them.
+    env: tuple[str, ...] | None = None
+
+
+# What any executable needs to start (none of it is a secret): every middleware sees these.
+ALWAYS_VISIBLE = ("PATH", "LD_LIBRARY_PATH", "LANG", "TZ")
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,12 @@ class DebugSettings:
 
 
 @dataclass(frozen=True)
+class ShutdownSettings:
+    # true: sor registers as an internal extension so that Lambda sends SIGTERM at shutdown
+    signal: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     """The effective configuration of one function."""
 
@@ -101,6 +114,12 @@ class Config:
     timeouts: Timeouts = field(default_factory=Timeouts)
     cloudevents: CloudEventsSettings = field(default_factory=CloudEventsSettings)
     debug: DebugSettings = field(default_factory=DebugSettings)
+    shutdown: ShutdownSettings = field(default_factory=ShutdownSettings)
     task_root: Path = Path(".")
     layer_dir: Path = Path("/opt")
     version: int = 1
+
+    @property
+    def handles_shutdown(self) -> bool:
+        """True when sor must hear of the shutdown: `shutdown.signal` or a `shutdown` hook."""
+        return self.shutdown.signal or any("shutdown" in mw.hooks for mw in self.middlewares)

@@ -110,6 +110,31 @@ def client_context_error_answer() -> InvokeResult:
     return _answer(400, _error("InvalidRequestContentException", message), None)
 
 
+def accepted_answer() -> InvokeResult:
+    """``X-Amz-Invocation-Type: Event``: queued, to run in the background (Lambda's 202)."""
+    return InvokeResult(202, b"", {"Content-Type": "application/json"})
+
+
+def dry_run_answer() -> InvokeResult:
+    """``X-Amz-Invocation-Type: DryRun``: the request is valid; nothing runs (Lambda's 204)."""
+    return InvokeResult(204, b"", {})
+
+
+def invocation_type_error_answer(value: str) -> InvokeResult:
+    """An ``X-Amz-Invocation-Type`` that is none of Lambda's three (its validation error)."""
+    message = (
+        f"1 validation error detected: Value '{value}' at 'invocationType' failed to satisfy "
+        "constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
+    )
+    return _answer(400, _error("ValidationException", message), None)
+
+
+def tenant_id_error_answer() -> InvokeResult:
+    """An ``X-Amz-Tenant-Id`` that cannot be passed on (empty of printable ASCII, or too long)."""
+    message = "Tenant id must be 1 to 256 printable ASCII characters."
+    return _answer(400, _error("InvalidParameterValueException", message), None)
+
+
 def service_error_answer(message: str) -> InvokeResult:
     """The emulator itself failed to run the invocation (Lambda's ServiceException)."""
     return _answer(500, _error("ServiceException", message), None)

@@ -26,13 +26,19 @@ from pathlib import Path
 
 from sor.emulator.answers import (
     InvokeResult,
+    accepted_answer,
     client_context_error_answer,
+    dry_run_answer,
+    invocation_type_error_answer,
     request_too_large_answer,
     service_error_answer,
+    tenant_id_error_answer,
 )
+from sor.emulator.extensions import MAX_REGISTER_BODY
+from sor.emulator.extensions import PREFIX as EXTENSION_PREFIX
 from sor.emulator.sandbox import Sandbox
 from sor.errors import UsageError
-from sor.http.server import RequestHandler
+from sor.http.server import RequestHandler, Server
 from sor.limits import MAX_PAYLOAD
 from sor.logs import Log
 
@@ -70,9 +76,7 @@ def lambda_environment(
     return env
 
 
-class _RuntimeApiServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _RuntimeApiServer(Server):
     def __init__(self, sandbox: Sandbox, arn: str) -> None:
         super().__init__(("127.0.0.1", 0), _RuntimeApiHandler)
         self.sandbox = sandbox
@@ -85,6 +89,9 @@ class _RuntimeApiHandler(RequestHandler):
     server: _RuntimeApiServer
 
     def do_GET(self) -> None:
+        if self.path == f"{EXTENSION_PREFIX}/event/next":
+            self._extension_next()
+            return
         if self.path != f"{_PREFIX}/invocation/next":
             self.not_found()
             return
@@ -104,6 +111,8 @@ class _RuntimeApiHandler(RequestHandler):
             headers["Lambda-Runtime-Client-Context"] = inv.client_context
         if inv.cognito_identity is not None:
             headers["Lambda-Runtime-Cognito-Identity"] = inv.cognito_identity
+        if inv.tenant_id is not None:
+            headers["Lambda-Runtime-Aws-Tenant-Id"] = inv.tenant_id
         try:
             sent = self.answer(200, inv.payload, headers)
         except Exception as exc:
@@ -115,7 +124,38 @@ class _RuntimeApiHandler(RequestHandler):
         if not sent:
             sandbox.return_invocation(inv)
 
+    def _register(self) -> None:
+        body = self.read_body(MAX_REGISTER_BODY)
+        if body is None:
+            return
+        name = self.headers.get("Lambda-Extension-Name", "")
+        given = body if isinstance(body, bytes) else b"too large"
+        status, value, message = self.server.sandbox.register_extension(name, given)
+        if status != 200:
+            self.answer_json(status, {"errorMessage": message, "errorType": value})
+            return
+        env = self.server.sandbox.env
+        info = {
+            "functionName": env.get("AWS_LAMBDA_FUNCTION_NAME", ""),
+            "functionVersion": env.get("AWS_LAMBDA_FUNCTION_VERSION", ""),
+            "handler": env.get("_HANDLER", ""),
+        }
+        headers = {"Content-Type": "application/json", "Lambda-Extension-Identifier": value}
+        self.answer(200, json.dumps(info).encode(), headers)
+
+    def _extension_next(self) -> None:
+        identifier = self.headers.get("Lambda-Extension-Identifier", "")
+        if not self.server.sandbox.hold_extension(identifier, self._peer_gone):
+            message = f"Unknown extension {identifier}"
+            error = {"errorMessage": message, "errorType": "Extension.UnknownExtensionIdentifier"}
+            self.answer_json(403, error)
+            return
+        self.close_connection = True  # the bootstrap has ended: nothing will ever be sent
+
     def do_POST(self) -> None:
+        if self.path == f"{EXTENSION_PREFIX}/register":
+            self._register()
+            return
         sandbox = self.server.sandbox
         error_type = self.headers.get("Lambda-Runtime-Function-Error-Type", "")
         match = _INVOCATION.match(self.path)
@@ -209,16 +249,52 @@ class Emulator:
                 f"cannot start the bootstrap {shlex.join(self.bootstrap)}: {exc}"
             ) from None
 
-    def invoke(self, payload: bytes, client_context: str | None = None) -> InvokeResult:
+    def invoke(
+        self,
+        payload: bytes,
+        client_context: str | None = None,
+        *,
+        tenant_id: str | None = None,
+        invocation_type: str = "RequestResponse",
+    ) -> InvokeResult:
         """One invocation; ``client_context`` is the JSON object text the runtime gets (a 400
-        answer when it is not one; see ``client_context_header``)."""
+        answer when it is not one; see ``client_context_header``), ``tenant_id`` reaches it as
+        `Lambda-Runtime-Aws-Tenant-Id`. ``invocation_type`` as Lambda's: `Event` answers 202 at
+        once and runs it in the background (its failure logged), `DryRun` 204 without running."""
         assert self._sandbox is not None, "the emulator is not started"
+        if invocation_type not in _INVOCATION_TYPES:
+            return invocation_type_error_answer(invocation_type)
         if len(payload) > MAX_PAYLOAD:
             return request_too_large_answer(MAX_PAYLOAD)
         header = None if client_context is None else client_context_header(client_context)
         if client_context is not None and header is None:
             return client_context_error_answer()
-        return self._sandbox.invoke(payload, header)
+        if tenant_id is not None and not _tenant_id_ok(tenant_id):
+            return tenant_id_error_answer()
+        if invocation_type == "DryRun":
+            return dry_run_answer()
+        if invocation_type == "Event":
+            threading.Thread(
+                target=self._in_background,
+                args=(self._sandbox, payload, header, tenant_id),
+                name="sor-event",
+                daemon=True,
+            ).start()
+            return accepted_answer()
+        return self._sandbox.invoke(payload, header, tenant_id=tenant_id)
+
+    def _in_background(
+        self, sandbox: Sandbox, payload: bytes, context: str | None, tenant_id: str | None
+    ) -> None:
+        """An `Event` invocation: nobody waits for its answer, so a failure is logged."""
+        try:
+            result = sandbox.invoke(payload, context, tenant_id=tenant_id)
+        except Exception as exc:  # a bug of ours: still said, never a silent loss
+            self.log.error(f"asynchronous invocation failed: {type(exc).__name__}: {exc}")
+            return
+        if result.function_error is not None or result.status >= 300:
+            what = result.error_type() or f"HTTP {result.status}"
+            self.log.error(f"asynchronous invocation failed: {what}")
 
     def bootstrap_pid(self) -> int | None:
         """The running bootstrap's process id (it leads its own process group)."""
@@ -234,9 +310,7 @@ class Emulator:
             self._server = None
 
 
-class _InvokeServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _InvokeServer(Server):
     def __init__(self, emulator: Emulator, host: str, port: int) -> None:
         super().__init__((host, port), _InvokeHandler)
         self.emulator = emulator
@@ -265,14 +339,27 @@ class _InvokeHandler(RequestHandler):
             context = _client_context(self.headers)
         except ValueError:
             return client_context_error_answer()
+        tenant_id = self.headers.get("X-Amz-Tenant-Id")
+        kind = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
         try:
-            return self.server.emulator.invoke(body, context)
+            return self.server.emulator.invoke(
+                body, context, tenant_id=tenant_id, invocation_type=kind
+            )
         except Exception as exc:  # every request gets an answer, even from a bug of ours
             self.server.emulator.log.error(f"invoke failed: {type(exc).__name__}: {exc}")
             return service_error_answer(f"{type(exc).__name__}: {exc}")
 
     def do_GET(self) -> None:
         self.not_found()
+
+
+_INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+_MAX_TENANT_ID = 256
+
+
+def _tenant_id_ok(value: str) -> bool:
+    """A tenant id that can travel in a header: 1 to 256 printable ASCII characters."""
+    return 0 < len(value) <= _MAX_TENANT_ID and value.isascii() and value.isprintable()
 
 
 def _client_context(headers: Message) -> str | None:

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 
 from sor.emulator import answers
 from sor.emulator.answers import InvokeResult
+from sor.emulator.extensions import Extensions, Outcome
 from sor.limits import MAX_PAYLOAD
 from sor.logs import Log
-from sor.process import tree
+from sor.process import reaper, tree
 from sor.process.spawn import Child
 from sor.process.supervised import Retired, Supervised
 
@@ -41,6 +42,7 @@ class Invocation:
     trace_id: str
     client_context: str | None = None
     cognito_identity: str | None = None
+    tenant_id: str | None = None
     delivered: bool = False
     answer: InvokeResult | None = None
 
@@ -56,6 +58,7 @@ class _Bootstrap:
     initialized: bool = False
     init_error: bytes | None = None
     descendants: set[int] = field(default_factory=set)
+    extensions: Extensions = field(default_factory=Extensions)
 
 
 def trace_id() -> str:
@@ -91,6 +94,7 @@ class Sandbox:
 
     def _spawn(self) -> _Bootstrap:
         """Start a new bootstrap; the caller holds ``_cv``."""
+        reaper.become_subreaper()  # orphans of the bootstrap come to us, to be found and reaped
         proc = Supervised(  # its stdout and stderr are the function's logs, as Lambda shows them
             self.argv,
             env={**self.env, "PWD": self.cwd},
@@ -148,7 +152,12 @@ class Sandbox:
             return self._boot.child.pid if self._boot and not self._boot.ended else None
 
     def invoke(
-        self, payload: bytes, client_context: str | None = None, cognito_identity: str | None = None
+        self,
+        payload: bytes,
+        client_context: str | None = None,
+        cognito_identity: str | None = None,
+        *,
+        tenant_id: str | None = None,
     ) -> InvokeResult:
         """Run one invocation through the bootstrap; always returns exactly one answer."""
         with self._cv:
@@ -156,13 +165,17 @@ class Sandbox:
             self._tickets += 1
             self._cv.wait_for(lambda: self._turn == ticket)
             try:
-                return self._invoke(payload, client_context, cognito_identity)
+                return self._invoke(payload, client_context, cognito_identity, tenant_id)
             finally:
                 self._turn += 1
                 self._cv.notify_all()
 
     def _invoke(
-        self, payload: bytes, client_context: str | None, cognito_identity: str | None
+        self,
+        payload: bytes,
+        client_context: str | None,
+        cognito_identity: str | None,
+        tenant_id: str | None = None,
     ) -> InvokeResult:
         """One invocation, its turn come; the caller holds ``_cv``."""
         start = time.monotonic()
@@ -178,6 +191,7 @@ class Sandbox:
         deadline_ms = int((time.time() + self.timeout) * 1000)
         inv = Invocation(request_id, payload, start + self.timeout, deadline_ms, trace_id())
         inv.client_context, inv.cognito_identity = client_context, cognito_identity
+        inv.tenant_id = tenant_id
         self._current = inv
         self.log.info(f"START RequestId: {request_id} Version: $LATEST")
         self._cv.notify_all()
@@ -287,6 +301,27 @@ class Sandbox:
             if inv.answer is None:
                 inv.answer = answer
                 self._cv.notify_all()
+
+    def register_extension(self, name: str, body: bytes) -> Outcome:
+        """An extension of the running bootstrap registers (sor.emulator.extensions)."""
+        with self._cv:
+            boot = self._boot
+            if boot is None or boot.ended:
+                return 403, "Extension.RegistrationClosed", "no bootstrap is starting"
+            return boot.extensions.register(name, body, closed=boot.initialized)
+
+    def hold_extension(self, identifier: str, peer_gone: Callable[[], bool]) -> bool:
+        """An extension's `event/next`: held until its bootstrap ends (no event is ever sent);
+        False at once for an identifier the running bootstrap did not register."""
+        with self._cv:
+            boot = self._boot
+            if boot is None or not boot.extensions.known(identifier):
+                return False
+            while not self._stopping and self._boot is boot and not boot.ended:
+                self._cv.wait(0.5)
+                if peer_gone():
+                    break
+            return True
 
     def post_init_error(self, body: bytes, error_type: str) -> tuple[int, str, str]:
         """The bootstrap could not initialise; refused once init is over, as Lambda does."""

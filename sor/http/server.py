@@ -9,13 +9,32 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
+# Callers beyond what runs wait in the kernel's listen queue until accepted: socketserver's
+# default of 5 drops (or resets) the rest of a burst; the kernel caps this at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
 _CHUNK = 1 << 16
 _MAX_DRAIN = 64 << 20  # an oversized body up to this is read and dropped, a larger one hung up on
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
+
+
+class Server(ThreadingHTTPServer):
+    """A threaded HTTP/1.1 server of sor's: a thread per connection, a deep listen queue (a burst
+    of callers waits to be accepted instead of being refused), and quiet about peers that hang
+    up (a bootstrap killed mid-request is the emulator's daily life, not an error to print)."""
+
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _BadBody(Exception):

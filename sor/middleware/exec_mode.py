@@ -18,6 +18,7 @@ from sor.middleware.hook import (
     failure,
     hook_env,
     timeout_error,
+    visible_env,
 )
 from sor.payload import decode, encode
 from sor.process import exchange
@@ -29,7 +30,7 @@ class ExecHooks:
     def __init__(self, mw: Middleware, *, log: Log, env: Mapping[str, str]) -> None:
         self.mw = mw
         self.log = log
-        self.env = dict(env)
+        self.env = visible_env(env, mw.env)  # middlewares[].env
 
     def start(self) -> None:
         """Nothing to start: every call is its own process."""
@@ -65,7 +66,7 @@ class ExecHooks:
             raise failure(self.mw, hook, f"wrote more than {MAX_OUTPUT} bytes", done.stderr_tail)
         code = done.returncode
         if code == RESPOND_STATUS and hook not in ANSWERING_HOOKS:
-            what = answer_from_after(f"{ended(code)} (answer now)")
+            what = answer_from_after(f"{ended(code)} (answer now)", hook)
             raise failure(self.mw, hook, what, done.stderr_tail)
         if code not in (0, RESPOND_STATUS):
             raise failure(self.mw, hook, ended(code), done.stderr_tail)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from sor.config.model import Hook, Middleware
+from sor.config.model import ALWAYS_VISIBLE, Hook, Middleware
 from sor.errors import MiddlewareError, MiddlewareTimeout
 from sor.process.spawn import describe_exit
 
@@ -75,9 +75,9 @@ def ended(code: int | None) -> str:
     return f"ended with {describe_exit(code)}"
 
 
-def answer_from_after(what: str) -> str:
-    """The failure message of an ``after`` hook that tried to answer now."""
-    return f"{what} from its after hook; only before and error hooks may answer now"
+def answer_from_after(what: str, hook: str = "after") -> str:
+    """The failure message of an ``after`` (or ``shutdown``) hook that tried to answer now."""
+    return f"{what} from its {hook} hook; only before and error hooks may answer now"
 
 
 def _env_value(name: str, value: Any) -> str:
@@ -90,6 +90,15 @@ def _env_value(name: str, value: Any) -> str:
     if not ok:
         raise ValueError(f"{name} cannot be an environment value: {text!r}")
     return text
+
+
+def visible_env(env: Mapping[str, str], visible: tuple[str, ...] | None) -> dict[str, str]:
+    """What a middleware sees of the function's environment (``middlewares[].env``): all of it
+    (None), or the names in ``visible``, ALWAYS_VISIBLE and SOR_*."""
+    if visible is None:
+        return dict(env)
+    keep = {*visible, *ALWAYS_VISIBLE}
+    return {k: v for k, v in env.items() if k in keep or k.startswith("SOR_")}
 
 
 def hook_env(env: Mapping[str, str], hook: str, context: Mapping[str, Any]) -> dict[str, str]:

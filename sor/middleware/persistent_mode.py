@@ -23,6 +23,7 @@ from sor.middleware.hook import (
     ended,
     failure,
     timeout_error,
+    visible_env,
 )
 from sor.payload import decode, encode
 from sor.process.supervised import STOP_GRACE, Retired, Supervised
@@ -48,7 +49,7 @@ def parse_answer(mw: Middleware, hook: str, line: bytes) -> HookResult | str:
         return HookResult("replace", value)
     if key == "respond":
         if hook not in ANSWERING_HOOKS:
-            return answer_from_after('answered {"respond": ...}')
+            return answer_from_after('answered {"respond": ...}', hook)
         return HookResult("respond", value)
     if key == "error":
         try:
@@ -64,7 +65,7 @@ class PersistentHooks:
     def __init__(self, mw: Middleware, *, log: Log, env: Mapping[str, str]) -> None:
         self.mw = mw
         self.log = log
-        self.env = dict(env)
+        self.env = visible_env(env, mw.env)  # middlewares[].env
         self.proc: Supervised | None = None
         self._retired = Retired()  # pumps of killed processes, told to stop
         self._lock = threading.Lock()
@@ -120,6 +121,8 @@ class PersistentHooks:
             if not proc.write(line, deadline):
                 raise EOFError
             answer = proc.readline(deadline)
+            if proc.pump is not None:
+                proc.pump.flush(_STDERR_WAIT)  # its log lines before its answer come first
         except TimeoutError:
             raise timeout_error(self.mw, hook, timeout, self._discard()) from None
         except EOFError:

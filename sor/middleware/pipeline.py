@@ -17,6 +17,7 @@ hooks on it.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -135,6 +136,32 @@ class Pipeline:
         """Stop the persistent middlewares and everything they started."""
         for runner in self.runners:
             runner.close()
+
+    def shutdown(self, context: Mapping[str, Any], deadline: float) -> None:
+        """Run every ``shutdown`` hook once, all at once, each within ``deadline``.
+
+        At once, not in order: Lambda's few hundred milliseconds cannot be shared out. Each gets
+        ``{"deadline_ms": N}`` (from ``context``); its output is ignored, its failure logged.
+        """
+
+        def one(index: int) -> None:
+            runner = self.runners[index]
+            payload = {"deadline_ms": context.get("deadline_ms")}
+            try:
+                runner.call("shutdown", payload, context, deadline - time.monotonic())
+            except MiddlewareError as exc:
+                self.log.warning(exc.message, errorType=exc.error_type)
+
+        threads = [
+            threading.Thread(target=one, args=(i,), name=f"sor-shutdown-{mw.name}", daemon=True)
+            for i, mw in enumerate(self.middlewares)
+            if "shutdown" in mw.hooks
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            # A hook's own timeout ends it at the deadline; the margin is for its clean-up.
+            thread.join(max(deadline - time.monotonic(), 0.0) + 0.05)
 
     def run(
         self,

@@ -27,7 +27,9 @@ _F_SETPIPE_SZ = 1031
 CHUNK = 1 << 20  # one write on a pipe
 READ_SIZE = 1 << 16  # one read: larger reads cost an mmap/munmap each (docs/performance.md)
 STDERR_TAIL_LINES = 20
-MAX_LOG_LINE = 8192
+MAX_TAIL_LINE = 8192  # characters of a line kept in the tail (error messages quote it)
+# A log record is one line (runtimes/PROTOCOL.md): cut only past CloudWatch's largest event.
+MAX_LOG_LINE = 256 * 1024
 
 
 def make_pipe() -> tuple[int, int]:
@@ -193,6 +195,29 @@ class LogPump(threading.Thread):
         self.emit = emit
         self.tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC)
+        # Held while a chunk is read and forwarded, and while ``fd`` is closed: ``flush`` sees
+        # either bytes still in the pipe, a chunk in hand, or everything forwarded.
+        self._turn = threading.Condition()
+        self._busy = False
+        self._closed = False
+
+    def flush(self, timeout: float) -> None:
+        """Wait (at most ``timeout``) until the whole lines already written to the pipe have been
+        forwarded: what a child logged before it answered is logged before its answer is used."""
+        import termios  # only callers that need the order pay for it
+
+        size = bytearray(4)
+
+        def drained() -> bool:
+            if self._closed or not self.is_alive():
+                return True
+            if self._busy:
+                return False
+            fcntl.ioctl(self.fd, termios.FIONREAD, size)
+            return int.from_bytes(size, "little") == 0
+
+        with self._turn:
+            self._turn.wait_for(drained, timeout)
 
     def finish(self, timeout: float) -> None:
         """Wait up to ``timeout`` for the last lines (end of file), then stop reading regardless."""
@@ -214,18 +239,45 @@ class LogPump(threading.Thread):
         try:
             while True:
                 if any(fd == self._stop_r for fd, _ in poller.poll()):
+                    self._drain(lines)
                     break
-                data = os.read(self.fd, READ_SIZE)
+                with self._turn:
+                    self._busy = True
+                try:
+                    data = os.read(self.fd, READ_SIZE)
+                    for line in lines.feed(data):
+                        self._forward(line)
+                finally:
+                    with self._turn:
+                        self._busy = False
+                        self._turn.notify_all()
                 if not data:
                     break
-                for line in lines.feed(data):
-                    self._forward(line)
             for line in lines.end():
                 self._forward(line)
         finally:
-            os.close(self.fd)
+            with self._turn:
+                self._closed = True
+                os.close(self.fd)
+                self._turn.notify_all()
+
+    def _drain(self, lines: LogLines) -> None:
+        """Once told to stop: what the pipe already holds (a killed child's last lines), at
+        most one pipe's worth, so a grandchild that goes on writing cannot keep the thread."""
+        os.set_blocking(self.fd, False)
+        left = PIPE_SIZE
+        while left > 0:
+            try:
+                data = os.read(self.fd, min(READ_SIZE, left))
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            left -= len(data)
+            for line in lines.feed(data):
+                self._forward(line)
 
     def _forward(self, line: str) -> None:
-        self.tail.append(line)
+        self.tail.append(line[:MAX_TAIL_LINE])
         with contextlib.suppress(Exception):  # a broken log must not stop the draining
             self.emit(line)

@@ -21,6 +21,15 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from sor.process.pipes import wait_fds
 
+MARKS = "SOR_PROCESS_MARKS"  # every child's mark, inherited by all it starts (sor.process.reaper)
+
+
+def marked(env: Mapping[str, str]) -> tuple[dict[str, str], str]:
+    """``env`` with a new mark appended to its marks, and that mark."""
+    mark = os.urandom(8).hex()
+    before = env.get(MARKS, "")
+    return {**env, MARKS: f"{before}:{mark}" if before else mark}, mark
+
 
 def resolve_executable(command: str, env: Mapping[str, str]) -> str:
     """The path that would be executed for ``command``; OSError naming it when there is none."""
@@ -53,9 +62,10 @@ def describe_exit(code: int | None) -> str:
 class Child:
     """A spawned process that leads its own process group."""
 
-    def __init__(self, pid: int, argv: Sequence[str]) -> None:
+    def __init__(self, pid: int, argv: Sequence[str], mark: str = "") -> None:
         self.pid = pid
         self.argv = tuple(argv)
+        self.mark = mark  # in SOR_PROCESS_MARKS of everything it starts (sor.process.reaper)
         self.returncode: int | None = None
         try:
             self.pidfd: int | None = os.pidfd_open(pid)
@@ -104,8 +114,13 @@ class Child:
             os.killpg(self.pid, sig)
 
     def close(self) -> int | None:
-        """Kill the group, reap the process, release its descriptor."""
+        """Kill the group and what left it (sor.process.reaper), reap the process, release its
+        descriptor."""
+        from sor.process import reaper  # not on the cold-start path: only stopping needs it
+
+        escaped = reaper.escapees(self.pid, self.mark) if self.mark else set()
         self.kill_group()
+        reaper.stop(escaped)
         code = self.wait(5.0)
         if self.pidfd is not None:
             os.close(self.pidfd)
@@ -161,6 +176,7 @@ def spawn(
     if cwd is not None and "/" in command:
         command = os.path.join(cwd, command)  # `./my-runtime` is relative to the child's cwd
     path = resolve_executable(command, env)
+    env, mark = marked(env)
     mapping: dict[int, int] = dict(fds or {})
     if stdin is not None:
         mapping[0] = stdin
@@ -196,4 +212,4 @@ def spawn(
     finally:
         for fd in temps:
             os.close(fd)
-    return Child(pid, argv)
+    return Child(pid, argv, mark)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from sor.process.pipes import LineReader, LogPump, make_pipe, write_all
@@ -26,21 +27,26 @@ class Retired:
 
     def __init__(self) -> None:
         self._pumps: list[LogPump] = []
+        self._lock = threading.Lock()  # the emulator stops bootstraps from watcher threads
 
     def add(self, pump: LogPump, wait: float) -> None:
         """Finish ``pump`` (``wait``: for its end of file), keeping it if it still runs."""
-        self._pumps.append(pump)
+        with self._lock:
+            self._pumps.append(pump)
         self.finish(wait)
 
     def finish(self, wait: float) -> None:
+        with self._lock:
+            pumps, self._pumps = self._pumps, []
         running = []
-        for pump in self._pumps:
+        for pump in pumps:
             pump.finish(wait)
             if pump.is_alive():
                 running.append(pump)
             else:
                 pump.finish(0.0)  # it ended during the first call: this releases its stop pipe
-        self._pumps = running
+        with self._lock:
+            self._pumps.extend(running)
 
 
 class Supervised:

@@ -13,19 +13,21 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sor.config.model import RuntimeSettings
 from sor.errors import ConfigError, FunctionError, InvocationTimeout, RuntimeExited
 from sor.limits import MAX_MESSAGE, too_large_error
 from sor.logs import Log
-from sor.payload import RawJson
 from sor.process.spawn import describe_exit
 from sor.process.supervised import STOP_GRACE, Retired, Supervised
 from sor.resources import data_path
-from sor.runtime import protocol
 from sor.runtime.node_binary import node_binary
 
+if TYPE_CHECKING:
+    from sor.payload import RawJson
+
+PROTOCOL_VERSION = "1"
 _PUMP_JOIN = 0.5  # how long to wait for the last stderr lines of a runtime that is not killed
 _ADAPTERS = {"python": ("python", "sor_runtime.py"), "node": ("node", "sor_runtime.js")}
 
@@ -69,7 +71,7 @@ class LanguageRuntime:
             "SOR_IN_FD": "3",
             "SOR_OUT_FD": "4",
             "SOR_SIGNATURE": settings.signature,
-            "SOR_PROTOCOL": protocol.VERSION,
+            "SOR_PROTOCOL": PROTOCOL_VERSION,
         }
         if defer_load:
             self.env["SOR_LOAD"] = "deferred"
@@ -79,6 +81,7 @@ class LanguageRuntime:
         self._proc: Supervised | None = None
         self._retired = Retired()  # log pumps of killed runtimes, told to stop
         self._loaded = not defer_load
+        self._sealed = False  # the running adapter echoes seals (its `ready` said so)
         self.starts = 0
         self.last_stderr: list[str] = []
 
@@ -111,7 +114,7 @@ class LanguageRuntime:
                 cwd=str(self.task_root),
                 requests=3,
                 answers=4,
-                logs=(2,),
+                logs=(1, 2) if self.log.framed else (2,),  # framed: its records are frames
                 max_line=MAX_MESSAGE,
             )
         except (OSError, ValueError) as e:
@@ -154,6 +157,8 @@ class LanguageRuntime:
             raise self._broken(f"wrote a message longer than {MAX_MESSAGE} bytes") from None
         import json  # after the spawn (cold start)
 
+        from sor.runtime import protocol
+
         try:
             message = json.loads(line)
         except (ValueError, RecursionError):
@@ -161,6 +166,9 @@ class LanguageRuntime:
         if not isinstance(message, dict):
             raise self._broken(f"wrote a line that is not a JSON object: {line[:80]!r}")
         if message.get("type") == "ready":
+            # An adapter that echoes seals says so; from then on an answer without the seal is
+            # not its answer. One that does not (protocol 1 as first written) is not checked.
+            self._sealed = message.get("seal") is True
             return True
         if message.get("type") == "init_error":
             self.stop()
@@ -183,20 +191,25 @@ class LanguageRuntime:
         protocol) or InvocationTimeout (``deadline`` passed); after the last two the runtime is
         killed and started again at the next call.
         """
+        from sor.runtime import protocol  # a dict lookup once imported (after the spawn)
+
         request_id = str(context.get("aws_request_id", ""))
         if not self.running:
             if self.starts:
                 self.log.warning(f"restarting the {self.name}", request_id)
             self.start(deadline)
         assert self._proc is not None
-        line = protocol.invoke_line(request_id, event, context, debug)
+        seal = os.urandom(16).hex()  # the answer must echo it: see PROTOCOL.md, "The seal"
+        line = protocol.invoke_line(request_id, event, context, debug, seal)
         try:
             if not self._proc.write(line, deadline):
                 raise self._died("while receiving the event")
             while True:
                 try:
                     answer = protocol.read_answer(
-                        self._readline(deadline, "running the handler"), request_id
+                        self._readline(deadline, "running the handler"),
+                        request_id,
+                        seal if self._sealed else None,
                     )
                 except ValueError:  # over MAX_MESSAGE, skipped up to its newline
                     # Lambda answers this and keeps the runtime warm: the process is healthy,
@@ -205,7 +218,9 @@ class LanguageRuntime:
                 except protocol.Broken as exc:
                     raise self._broken(str(exc)) from None
                 if answer is None:
-                    self.log.warning(f"{self.name}: ignored an answer for another request")
+                    self.log.warning(
+                        f"{self.name}: ignored an answer without this request's id and seal"
+                    )
                     continue
                 if isinstance(answer, protocol.Error):
                     raise self._function_error(answer.error, answer.xray)
@@ -214,12 +229,15 @@ class LanguageRuntime:
             self.stop(graceful=False)
             raise InvocationTimeout(self._timeout_message(function_timeout)) from None
 
-    def stop(self, graceful: bool = True, *, stderr_wait: float | None = None) -> int | None:
+    def stop(
+        self, graceful: bool = True, *, stderr_wait: float | None = None, grace: float = STOP_GRACE
+    ) -> int | None:
         """Stop the process and everything it started; its exit code when there was one.
 
         ``stderr_wait``: how long to wait for its last stderr lines (end of file), by default
         none when killing it (graceful=False: an answer is waiting, and a grandchild that left
-        the group may hold the pipe for ever) and _PUMP_JOIN otherwise.
+        the group may hold the pipe for ever) and _PUMP_JOIN otherwise. ``grace``: its time to
+        exit after SIGTERM (the shutdown path gives it the rest of Lambda's time).
         """
         proc, self._proc = self._proc, None
         if stderr_wait is None:
@@ -228,7 +246,7 @@ class LanguageRuntime:
             self._retired.finish(stderr_wait)
             return None
         self.last_stderr = proc.tail()  # the lines already read
-        code = proc.stop(STOP_GRACE if graceful else 0.0, stderr_wait=stderr_wait, term=True)
+        code = proc.stop(grace if graceful else 0.0, stderr_wait=stderr_wait, term=True)
         self.last_stderr = proc.tail()
         return code
 

@@ -8,7 +8,9 @@ is woken through the signal wakeup fd), between invocations at once (the wait fo
 and its retries, are woken the same way; an invocation whose first byte arrived is still taken
 and answered), during one after its answer, which is never abandoned (posting it is retried as
 usual); the language runtime and persistent middlewares are stopped with it. Once shutdown
-starts, further signals are ignored.
+starts, further signals are ignored. With `shutdown.signal` or a `shutdown` hook configured,
+sor.runtime.shutdown registers at init (so that Lambda sends SIGTERM at all) and, at SIGTERM,
+runs the hooks and gives the language runtime the rest of Lambda's ~500 ms.
 
 Cold start order: the config is loaded, the language runtime is spawned at once, and the rest of
 init (the invocation and Runtime API modules, the middleware pipeline) runs while it boots; only
@@ -30,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 
 from sor.errors import SorError, UsageError
 from sor.logs import Log
-from sor.runtime.slots import Slot, slot_count
 
 if TYPE_CHECKING:
     from sor.config.model import Config
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from sor.runtime.api import RuntimeApiClient
     from sor.runtime.invocation import Invoker
     from sor.runtime.language import LanguageRuntime
+    from sor.runtime.shutdown import Shutdown
+    from sor.runtime.slots import Slot
 
 # Lambda bounds init itself (10 s, or the function timeout when init is retried); this only
 # guarantees that a runtime that never says `ready` cannot hold sor forever outside Lambda.
@@ -74,6 +77,8 @@ class Runner:
         self._phase = "init"
         self._stop = False
         self._wake_r: int | None = None
+        self.shutdown: Shutdown | None = None  # only with shutdown.signal or a shutdown hook
+        self._signalled_at: float | None = None
         self._stop_r: int | None = None
         self._stop_w: int | None = None
         self._slots: list[Slot] = []  # the workers beyond the first, on Managed Instances
@@ -152,7 +157,10 @@ class Runner:
 
             api = self.api
             self.pipeline = self._pipeline(config)
+            self._register(config)
             self._check()
+            from sor.runtime.slots import slot_count  # after the spawn, as every import here
+
             count = slot_count(self.env, config.runtime, self.log)
             if count > 1:  # the other slots' runtimes boot alongside the first one
                 self._slots = self._more_slots(config, count - 1)
@@ -228,12 +236,21 @@ class Runner:
         pipeline.start()
         return pipeline
 
+    def _register(self, config: Config) -> None:
+        """Be told of the shutdown (SIGTERM) when configured; before the first `next`."""
+        if config.handles_shutdown:
+            from sor.runtime.shutdown import Shutdown
+
+            self.shutdown = Shutdown(self.address, log=self.log, env=self.env)
+            self.shutdown.register()
+
     def _more_slots(self, config: Config, count: int) -> list[Slot]:
         """``count`` more workers (sor.runtime.slots), their runtimes spawned, not yet ready."""
         from sor.middleware.pipeline import Pipeline
         from sor.runtime.api import RuntimeApiClient
         from sor.runtime.invocation import Invoker
         from sor.runtime.language import LanguageRuntime
+        from sor.runtime.slots import Slot
 
         slots: list[Slot] = []
         self._slots = slots  # stopped on shutdown even when init fails half-way
@@ -307,9 +324,16 @@ class Runner:
         # Never raises: an exception at an arbitrary bytecode could leak a child just spawned
         # or close a descriptor twice. The wakeup fd wakes whatever wait is under way.
         if self._phase != "shutdown":
+            if self._signalled_at is None:
+                self._signalled_at = time.monotonic()
             self._stopping()
 
     def _shutdown(self) -> None:
+        if self.shutdown is not None and self._signalled_at is not None:
+            # the shutdown hooks, then every runtime's SIGTERM within Lambda's time
+            runtimes = [slot.language for slot in self._slots]
+            runtimes += [self.language] if self.language is not None else []
+            self.shutdown.run(self.pipeline, self._signalled_at, runtimes)
         for slot in self._slots:
             slot.close()
         if self.language is not None:

@@ -14,8 +14,6 @@ from typing import Any
 
 from sor.payload import RawJson, encode
 
-VERSION = "1"
-
 
 class Broken(Exception):
     """An answer that breaks the protocol (the runtime is out of step: it is restarted)."""
@@ -30,9 +28,14 @@ class Error:
 
 
 def invoke_line(
-    request_id: str, event: Any, context: Mapping[str, Any], debug: Mapping[str, Any] | None
+    request_id: str,
+    event: Any,
+    context: Mapping[str, Any],
+    debug: Mapping[str, Any] | None,
+    seal: str,
 ) -> bytes:
-    """One invoke message, members in the documented order (type, id, event, context, debug)."""
+    """One invoke message, members in the documented order (type, id, event, context, debug,
+    seal: last, so a tool-less adapter finds it at the end of the line)."""
     parts = [
         b'{"type":"invoke","id":',
         _text(request_id),
@@ -43,12 +46,14 @@ def invoke_line(
     ]
     if debug is not None:
         parts += [b',"debug":', encode(dict(debug))]
-    parts.append(b"}\n")
+    parts += [b',"seal":', _text(seal), b"}\n"]
     return b"".join(parts)
 
 
-def read_answer(line: bytes, request_id: str) -> RawJson | Error | None:
-    """The answer ``line`` gives to ``request_id``; None when it answers another request.
+def read_answer(line: bytes, request_id: str, seal: str | None) -> RawJson | Error | None:
+    """The answer ``line`` gives to ``request_id``; None when it answers another request or,
+    with a ``seal`` (the adapter said in its `ready` that it echoes seals), lacks the invoke's
+    seal (a line the handler forged: PROTOCOL.md, "The seal").
 
     Raises Broken for a line that is not a JSON object or whose type is neither result nor
     error. The result's bytes are taken from the line when it ends with them (as the shipped
@@ -60,11 +65,14 @@ def read_answer(line: bytes, request_id: str) -> RawJson | Error | None:
         raise Broken(f"wrote a line that is not JSON: {line[:80]!r}") from None
     if not isinstance(message, dict):
         raise Broken(f"wrote a message that is not an object: {line[:80]!r}")
-    if message.get("id") != request_id:
+    if message.get("id") != request_id or (seal is not None and message.get("seal") != seal):
         return None
     kind = message.get("type")
     if kind == "result":
-        prefix = b'{"type":"result","id":' + _text(request_id) + b',"result":'
+        prefix = b'{"type":"result","id":' + _text(request_id)
+        if isinstance(message.get("seal"), str):
+            prefix += b',"seal":' + _text(message["seal"])
+        prefix += b',"result":'
         body = line.rstrip()
         if body.startswith(prefix) and body.endswith(b"}"):
             return RawJson(body[len(prefix) : -1])

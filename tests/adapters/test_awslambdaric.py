@@ -42,6 +42,8 @@ def fn(event, context):
         return event
     if action == "context":
         return {"custom": context.client_context.custom, "env": context.client_context.env}
+    if action == "tenant":
+        return {"tenant_id": context.tenant_id}
     left = context.get_remaining_time_in_millis()
     return {"id": context.aws_request_id, "event": event, "left": left}
 """
@@ -205,3 +207,25 @@ def test_client_context_reaches_the_handler(serve: Server) -> None:
     status, body, _ = serve.invoke({"action": "context"}, {"X-Amz-Client-Context": "bad!"})
     assert status == 400
     assert json.loads(body)["errorType"] == "InvalidRequestContentException"
+
+
+def test_sor_invoke_tenant_id_and_async_reach_awslambdaric(serve: Server) -> None:
+    """AWS's client reads the tenant id where the emulator puts it; `sor invoke` drives it."""
+    url = f"http://127.0.0.1:{serve.port}"
+    command = [sys.executable, "-m", "sor", "invoke", url, "--event", "-"]
+    done = subprocess.run(
+        [*command, "--tenant-id", "acme"],
+        input=b'{"action": "tenant"}',
+        capture_output=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"tenant_id": "acme"}
+    done = subprocess.run(
+        [*command, "--async"], input=b'{"action": "fail"}', capture_output=True, timeout=30
+    )
+    assert (done.returncode, done.stdout) == (0, b"")
+    deadline = time.monotonic() + 15
+    while not any("asynchronous invocation failed: ValueError" in line for line in serve.logs):
+        assert time.monotonic() < deadline, "".join(serve.logs)
+        time.sleep(0.02)

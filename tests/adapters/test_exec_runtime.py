@@ -28,7 +28,7 @@ fails() { cat >/dev/null; return 4; }
 
 def one(root: Path, handler: str, event: Any, **kwargs: Any) -> dict[str, Any]:
     with start("exec", root, handler) as adapter:
-        assert adapter.ready() == {"type": "ready"}
+        assert adapter.ready() == {"type": "ready", "seal": True}
         return adapter.invoke(event, **kwargs)
 
 
@@ -159,7 +159,7 @@ def test_init_errors(
 def test_closing_the_request_pipe_ends_the_runtime(tmp_path: Path) -> None:
     write_files(tmp_path, {"echo.sh": ECHO}, executable=["echo.sh"])
     adapter = start("exec", tmp_path, "echo.sh")
-    assert adapter.ready() == {"type": "ready"}
+    assert adapter.ready() == {"type": "ready", "seal": True}
     assert adapter.close() == 0
 
 

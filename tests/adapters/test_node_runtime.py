@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is no
 
 def run_one(root: Path, handler: str, event: Any = None, **kwargs: Any) -> dict[str, Any]:
     with start("node", root, handler, **kwargs) as adapter:
-        assert adapter.ready() == {"type": "ready"}
+        assert adapter.ready() == {"type": "ready", "seal": True}
         return adapter.invoke({} if event is None else event)
 
 
@@ -70,7 +70,7 @@ exports.handler = async (event, context) => ({
     )
     ctx = context("abc-123", timeout=30)
     with start("node", tmp_path, "index.handler") as adapter:
-        assert adapter.ready() == {"type": "ready"}
+        assert adapter.ready() == {"type": "ready", "seal": True}
         answer = adapter.invoke({"n": 1, "s": "é"}, "abc-123", ctx=ctx)
         # a later invocation without a trace id must not see the previous one's
         second = adapter.invoke({}, "two", ctx={**context("two"), "trace_id": None})

@@ -47,7 +47,7 @@ def test_deferred_load_runs_no_user_code_before_load(tmp_path: Path) -> None:
             adapter.recv(0.5)  # no `ready` before `load`
         assert _imports(tmp_path) == 0
         adapter.send({"type": "load"})
-        assert adapter.ready() == {"type": "ready"}
+        assert adapter.ready() == {"type": "ready", "seal": True}
         assert _imports(tmp_path) == 1
         answer = adapter.invoke({"a": 1}, "after-load")
         assert answer["result"]["event"] == {"a": 1}
@@ -88,7 +88,7 @@ def test_deferred_load_reports_init_errors_after_load(tmp_path: Path) -> None:
 def test_without_sor_load_the_handler_loads_at_start(tmp_path: Path) -> None:
     write_files(tmp_path, {"app.py": MARKED})
     with start("python", tmp_path, "app.handler") as adapter:
-        assert adapter.ready() == {"type": "ready"}
+        assert adapter.ready() == {"type": "ready", "seal": True}
         assert _imports(tmp_path) == 1
 
 
@@ -180,7 +180,7 @@ def test_debug_session_ends_with_its_invocation(tmp_path: Path) -> None:
     client = _Client(tmp_path / "app.py", line)
     try:
         with start("python", tmp_path, "app.handler") as adapter:
-            assert adapter.ready() == {"type": "ready"}
+            assert adapter.ready() == {"type": "ready", "seal": True}
             debugged = adapter.invoke(
                 {"d": 1}, "dbg", debug={"host": "127.0.0.1", "port": client.port}, timeout=20
             )
@@ -228,7 +228,7 @@ def test_debugged_process_that_dies_gets_an_error_answer(tmp_path: Path) -> None
     with socket.create_server(("127.0.0.1", 0)) as closed:
         port = closed.getsockname()[1]  # nothing listens: the handler runs without debugger
     with start("python", tmp_path, "app.handler") as adapter:
-        assert adapter.ready() == {"type": "ready"}
+        assert adapter.ready() == {"type": "ready", "seal": True}
         began = time.monotonic()
         answer = adapter.invoke({}, "dies", debug={"host": "127.0.0.1", "port": port})
         assert time.monotonic() - began < 5  # did not hang
@@ -254,7 +254,7 @@ def test_an_event_that_is_not_json_is_an_unmarshal_error_at_once(tmp_path: Path)
     # sor passes the event's bytes as Lambda sent them: the adapter is the one that parses them.
     root = write_files(tmp_path, {"handler.py": "def handler(event, context):\n    return event\n"})
     with start("python", root, "handler.handler") as adapter:
-        assert adapter.ready() == {"type": "ready"}
+        assert adapter.ready() == {"type": "ready", "seal": True}
         began = time.monotonic()
         adapter.send_line('{"type":"invoke","id":"r-1","event":{"a":,"context":{}}')
         answer = adapter.recv(timeout=5)
@@ -272,9 +272,27 @@ def test_an_event_that_is_not_json_is_an_unmarshal_error_at_once(tmp_path: Path)
 def test_a_message_without_an_id_ends_the_adapter_at_once(tmp_path: Path) -> None:
     root = write_files(tmp_path, {"handler.py": "def handler(event, context):\n    return event\n"})
     with start("python", root, "handler.handler") as adapter:
-        assert adapter.ready() == {"type": "ready"}
+        assert adapter.ready() == {"type": "ready", "seal": True}
         adapter.send_line("this is not a request")
         with pytest.raises(EOFError):
             adapter.recv(timeout=5)
         assert adapter.child.wait(5) == 2
         assert "protocol error" in adapter.logs()
+
+
+def test_user_modules_named_like_the_adapters_are_the_users(tmp_path: Path) -> None:
+    # The adapter's modules (server, context, errors, logs, loading, events, debugging) live in
+    # its own package, off sys.path while user code runs: a function's modules of the same
+    # names are the ones the handler imports, and the adapter keeps working beside them.
+    names = ("server", "context", "errors", "logs", "loading", "events", "debugging")
+    files = {f"{name}.py": f"WHO = 'user {name}'\n" for name in names}
+    files["handler.py"] = (
+        "import " + ", ".join(names) + "\n"
+        "def handler(event, context_):\n"
+        "    return [m.WHO for m in (" + ", ".join(names) + ")]\n"
+    )
+    root = write_files(tmp_path, files)
+    with start("python", root, "handler.handler") as adapter:
+        assert adapter.ready() == {"type": "ready", "seal": True}
+        answer = adapter.invoke({})
+        assert answer["result"] == [f"user {name}" for name in names]

@@ -221,9 +221,12 @@ def test_example_config_round_trips(
     source = yaml.safe_load(example.read_text())
     assert doc["cloudevents"] == source["cloudevents"]
     assert doc["debug"] == source["debug"]
+    assert doc["shutdown"] == source["shutdown"] == {"signal": True}
+    assert doc["middlewares"][2]["hooks"] == ["after", "error", "shutdown"]
     assert [m["name"] for m in doc["middlewares"]] == ["log-event", "auth", "audit"]
     assert doc["middlewares"][2]["path"] == str(fn / "tools" / "audit")
-    assert values(out)["before: 1s"] == f"timeouts.middleware: {fn}/sor.yml:37:15"
+    assert [m["env"] for m in doc["middlewares"]] == ["inherit", "inherit", ["STAGE"]]
+    assert values(out)["before: 1s"] == f"timeouts.middleware: {fn}/sor.yml:38:15"
     (tmp_path / "effective.yml").write_text(out)
     assert main(["validate", str(tmp_path / "effective.yml")]) == 0
 
@@ -273,3 +276,33 @@ def test_mappings_inside_a_kept_list_item_still_merge_origins(
     assert origins["before: 2s"] == f"{layer}/sor.yml:7:23"
     assert origins["handler: app.handler"] == f"{fn}/sor.yml:2:20"
     assert origins["language: python"] == f"{layer}/sor.yml:3:13"
+
+
+INVALID_FILE = """\
+version: 1
+runtime:
+  language: cobol
+  handler: 5
+timeouts:
+  grace: abc
+bogus: 1
+"""
+
+
+@pytest.mark.parametrize("command", ["config", "validate"])
+def test_each_command_names_itself_on_an_invalid_file(tmp_path: Path, command: str) -> None:
+    (tmp_path / "sor.yml").write_text(INVALID_FILE)
+    env = {"PATH": "/usr/bin:/bin", "SOR_LAYER_DIR": str(tmp_path / "none")}
+    argv = [sys.executable, "-m", "sor", command] + (["."] if command == "config" else [])
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.endswith("\n") and done.stdout.endswith(
+        "\n" if command == "validate" else ""
+    )
+    # `sor config` reports the problems on stderr (its stdout is YAML); `sor validate` on stdout
+    report = (done.stderr if command == "config" else done.stdout).splitlines()
+    problems = [line for line in report if line.startswith(f"{tmp_path / 'sor.yml'}:")]
+    paths = [line.split(": ")[1] for line in problems]
+    assert paths == ["runtime.language", "runtime.handler", "timeouts.grace", "bogus"]
+    (summary,) = [line for line in done.stderr.splitlines() if line not in problems]
+    assert summary.startswith(f"sor {command}: ") and "4 problem(s)" in summary

@@ -77,7 +77,7 @@ def test_every_problem_of_a_file_is_reported(
         f"{file}:8:15: middlewares[1].on_error: unknown on_error 'maybe': use one of fail,"
         " continue",
         f"{file}:9:1: extra: unknown key 'extra': allowed keys are cloudevents, debug, middlewares,"
-        " runtime, timeouts, version",
+        " runtime, shutdown, timeouts, version",
     ]
     assert "5 problem(s)" in err
 

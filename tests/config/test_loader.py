@@ -112,6 +112,30 @@ def test_every_file_problem_at_once(dirs: tuple[Path, Path, dict[str, str]]) -> 
     assert caught.value.exit_code == 2
 
 
+def test_shutdown_is_off_unless_asked_for(dirs: tuple[Path, Path, dict[str, str]]) -> None:
+    fn, _, env = dirs
+    for name in ("a", "b"):
+        exe(fn / "middlewares" / name)
+    (fn / "sor.yml").write_text("version: 1\nruntime: {handler: app.h}\nmiddlewares: [{name: a}]\n")
+    config = load(env, fn)
+    assert config.shutdown.signal is False and not config.handles_shutdown
+    assert "shutdown" not in config.middlewares[0].hooks  # not a default hook
+    (fn / "sor.yml").write_text(
+        "version: 1\nruntime: {handler: app.h}\n"
+        "middlewares: [{name: a}, {name: b, hooks: [before, shutdown]}]\n"
+    )
+    config = load(env, fn)
+    assert config.middlewares[1].hooks == ("before", "shutdown")
+    assert config.shutdown.signal is False and config.handles_shutdown
+    (fn / "sor.yml").write_text("version: 1\nruntime: {handler: app.h}\nshutdown: {signal: true}\n")
+    config = load(env, fn)
+    assert config.shutdown.signal is True and config.handles_shutdown
+    (fn / "sor.yml").write_text("version: 1\nruntime: {handler: app.h}\nshutdown: {signal: 1}\n")
+    with pytest.raises(ConfigError) as caught:
+        load(env, fn)
+    assert [p.path for p in caught.value.problems] == ["shutdown.signal"]
+
+
 def test_durations_and_hook_timeouts(dirs: tuple[Path, Path, dict[str, str]]) -> None:
     fn, _, env = dirs
     for name in ("a", "b", "c"):

@@ -611,3 +611,53 @@ def test_local_invoke_timeout_env_and_no_process_left(tmp_path: Path) -> None:
     pids = [int(line) for line in (tmp_path / "pids").read_text().split()]
     assert len(pids) == 2
     assert not any(alive(pid) for pid in pids)  # the handlers' processes went with the bootstrap
+
+
+def test_twenty_concurrent_invokes_with_hanging_ones_are_all_answered(tmp_path: Path) -> None:
+    """Callers beyond the one invocation that runs wait in the queue: none is refused or reset,
+    not even while the ones before them hang until their timeout."""
+    fn = probe_dir(tmp_path)
+    emulator = start(fn, [sys.executable, "probe.py"], timeout=1.0)
+    server = invoke_server(emulator, "127.0.0.1", 0)
+    events = [{"action": "hang" if n in (0, 7) else "echo", "n": n} for n in range(20)]
+    answers: dict[int, tuple[int, bytes] | str] = {}
+
+    def call(n: int, sock: socket.socket) -> None:
+        body = json.dumps(events[n]).encode()
+        head = f"POST {INVOKE_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+        try:
+            sock.sendall(head.encode() + body)
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            answers[n] = (response.status, response.read())
+        except OSError as exc:
+            answers[n] = f"{type(exc).__name__}: {exc}"
+        finally:
+            sock.close()
+
+    sockets: list[socket.socket] = []
+    try:
+        # Every caller connects before the server accepts any (as when its accept loop lags
+        # behind a burst): the kernel must hold them all (a full listen queue drops them).
+        try:
+            for _ in events:
+                sockets.append(socket.create_connection(("127.0.0.1", server.server_address[1]), 3))
+        finally:
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        threads = [threading.Thread(target=call, args=item) for item in enumerate(sockets)]
+        for sock, thread in zip(sockets, threads, strict=True):
+            sock.settimeout(120)
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.shutdown()
+        server.server_close()
+        emulator.stop()
+    assert sorted(answers) == list(range(20))
+    for n, event in enumerate(events):
+        timed_out = b"Task timed out after 1.00 seconds"
+        expected = timed_out if event["action"] == "hang" else json.dumps(event).encode()
+        assert answers[n] == (200, expected), n

@@ -124,7 +124,7 @@ def adapters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Ada
     }
     try:
         for language, adapter in running.items():
-            assert adapter.ready() == {"type": "ready"}, (language, adapter.logs())
+            assert adapter.ready() == {"type": "ready", "seal": True}, (language, adapter.logs())
         yield running
     finally:
         for adapter in running.values():

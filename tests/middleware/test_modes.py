@@ -262,8 +262,10 @@ SERVER = py(
     "    if cmd == 'sleep': time.sleep(30)\n"
     "    if cmd == 'linger':\n"
     "        import subprocess\n"
-    "        holder = subprocess.Popen(['sleep', '8'], start_new_session=True)\n"
-    "        open(p['pidfile'], 'w').write(str(holder.pid)); time.sleep(30)\n"
+    # out of sor's reach (sor.process.reaper): no environment, and its parent exits at once
+    "        sh = 'sleep 8 & echo $! > ' + p['pidfile']\n"
+    "        subprocess.run(['/bin/sh', '-c', sh], env={}, start_new_session=True)\n"
+    "        time.sleep(30)\n"
     "    if cmd == 'die': sys.stderr.write('dying\\n'); sys.stderr.flush(); os._exit(3)\n"
     "    if cmd == 'garbage': print('not json', flush=True); continue\n"
     "    if cmd == 'error': print(json.dumps({'error': 'refused'}), flush=True); continue\n"
@@ -431,3 +433,29 @@ def test_persistent_that_cannot_start(tmp_path: Path) -> None:
     runner = PersistentHooks(mw, log=Log(io.StringIO()), env=ENV)
     with pytest.raises(MiddlewareError, match=r"nope \(persistent\)"):
         runner.start()
+
+
+def test_what_a_persistent_middleware_logs_before_it_answers_is_logged_first(
+    tmp_path: Path,
+) -> None:
+    """Its stderr lines and its answer travel on two pipes: sor takes the answer only once the
+    lines written before it are in the log, so the log keeps the order things happened in."""
+    exe = write_exe(
+        tmp_path / "chatty",
+        py(
+            "for n, line in enumerate(sys.stdin):\n"
+            "    for i in range(50):\n"
+            "        print(f'call {n} line {i}', file=sys.stderr, flush=True)\n"
+            "    print('{}', flush=True)\n"
+        ),
+    )
+    stream = io.StringIO()
+    runner = PersistentHooks(
+        Middleware(name="chatty", path=exe, mode="persistent"), log=Log(stream), env=ENV
+    )
+    try:
+        for n in range(20):
+            assert runner.call("before", {}, CONTEXT, 10) == HookResult("unchanged")
+            assert stream.getvalue().endswith(f"[chatty] call {n} line 49\n"), n
+    finally:
+        runner.close()

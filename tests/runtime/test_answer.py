@@ -163,8 +163,9 @@ MALFORMED = """\
 echo '{"type":"ready"}' >&4
 while read -r line <&3; do
   id=$(printf '%s' "$line" | sed 's/^{"type":"invoke","id":"\\([^"]*\\)".*/\\1/')
+  seal=$(printf '%s' "$line" | sed 's/.*"seal":"\\([0-9a-f]*\\)"}$/\\1/')
   bad='{"errorType":5,"errorMessage":"bad","stackTrace":"x"}'
-  printf '{"type":"error","id":"%s","error":%s}\\n' "$id" "$bad" >&4
+  printf '{"type":"error","id":"%s","seal":"%s","error":%s}\\n' "$id" "$seal" "$bad" >&4
 done
 """
 
@@ -219,3 +220,20 @@ def test_a_grace_clamped_at_the_first_invocation_when_lambda_does_not_say(harnes
     assert outcome == "success"
     assert h.log.getvalue().count("timeouts.grace 2s would leave the handler") == 1
     assert sys.executable  # the Python adapter ran on this interpreter
+
+
+def test_answers_are_posted_from_one_function_only() -> None:
+    # The architecture's rule: an invocation's answer is posted by sor.runtime.answer.post
+    # (its helpers) and nowhere else, so "exactly one answer" has one place to hold.
+    import ast
+
+    posting = []
+    for path in sorted((REPO / "sor").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("respond", "fail")
+            ):
+                posting.append(path.relative_to(REPO).as_posix())
+    assert posting and set(posting) == {"sor/runtime/answer.py"}, posting

@@ -224,7 +224,7 @@ def test_node_connects_out_and_the_inspector_answers(tmp_path: Path) -> None:
     target = extract(event, DebugSettings(enabled=True, allow=("127.0.0.1",)), log)
     assert target is not None
     with start("node", tmp_path, "index.handler") as adapter, listener:
-        assert adapter.ready() == {"type": "ready"}
+        assert adapter.ready() == {"type": "ready", "seal": True}
         message = {"type": "invoke", "id": "dbg", "event": event, "context": context("dbg")}
         adapter.send({**message, "debug": target.as_dict()})
         targets = _debugger_session(listener)
@@ -285,7 +285,7 @@ def test_debugging_off_makes_no_connection(tmp_path: Path) -> None:
     log, _ = _log()
     assert extract(event, DebugSettings(enabled=False), log) is None
     with start("node", tmp_path, "index.handler") as adapter, listener:
-        assert adapter.ready() == {"type": "ready"}
+        assert adapter.ready() == {"type": "ready", "seal": True}
         assert adapter.invoke(event, "off")["result"] == {"keys": ["a"]}
         listener.settimeout(0.5)
         with pytest.raises(TimeoutError):
@@ -298,7 +298,7 @@ def test_unreachable_debugger_runs_the_handler_anyway(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as closed:
         port = closed.getsockname()[1]  # nothing listens there once it is closed
     with start("node", tmp_path, "index.handler") as adapter:
-        assert adapter.ready() == {"type": "ready"}
+        assert adapter.ready() == {"type": "ready", "seal": True}
         for rid in ("unreach-1", "unreach-2"):  # the inspector closes, and opens again
             answer = adapter.invoke(
                 {"a": 1}, rid, debug={"host": "127.0.0.1", "port": port}, timeout=10
@@ -330,7 +330,7 @@ def test_silent_relay_delays_the_handler_only_until_half_the_time_left(tmp_path:
     threading.Thread(target=accept, daemon=True).start()
     try:
         with start("node", tmp_path, "index.handler") as adapter:
-            assert adapter.ready() == {"type": "ready"}
+            assert adapter.ready() == {"type": "ready", "seal": True}
             ctx = context("silent", timeout=4.0)
             adapter.send(
                 {

@@ -54,11 +54,15 @@ HANDLERS = textwrap.dedent(
             f.write(str(child.pid))
         time.sleep(30)
 
+    def unreachable(seconds, pidfile):
+        # What sor cannot stop (sor.process.reaper): a process with an empty environment (no
+        # mark) that left the tree (its parent exits at once), keeping our stderr open.
+        sh = "sleep %d & echo $! > %s" % (seconds, pidfile)
+        subprocess.run(["/bin/sh", "-c", sh], env={}, start_new_session=True, check=True)
+
     def escaper(event, context):
         # Leaves the process group and keeps our stderr open, silent, for 30 s.
-        child = subprocess.Popen(["sleep", "30"], start_new_session=True)
-        with open(event["pidfile"], "w") as f:
-            f.write(str(child.pid))
+        unreachable(30, event["pidfile"])
         os._exit(3)
 
     def big(event, context):
@@ -66,9 +70,7 @@ HANDLERS = textwrap.dedent(
 
     def lingerer(event, context):
         # Leaves the process group with our stderr open for 8 s, then runs past its deadline.
-        child = subprocess.Popen(["sleep", "8"], start_new_session=True)
-        with open(event["pidfile"], "w") as f:
-            f.write(str(child.pid))
+        unreachable(8, event["pidfile"])
         time.sleep(30)
     """
 )
@@ -271,7 +273,8 @@ read line <&3
 head -c 15000000 /dev/zero | tr '\\0' 'x' >&4
 printf '\\n' >&4
 read line <&3
-printf '{"type":"result","id":"req-2","result":"small"}\\n' >&4
+seal=$(printf '%s' "$line" | sed 's/.*"seal": *"\\([0-9a-f]*\\)".*/\\1/')
+printf '{"type":"result","id":"req-2","seal":"%s","result":"small"}\\n' "$seal" >&4
 sleep 30
 """,
     )

@@ -1,7 +1,10 @@
 """A minimal, real Lambda Runtime API server for tests (http.server on 127.0.0.1, keep-alive).
 
 It queues invocations, hands them to whatever runtime polls `invocation/next` (sor, awslambdaric),
-and records exactly what the runtime posted back: body and headers, raw.
+and records exactly what the runtime posted back: body and headers, raw. It also serves the
+Extensions API (`/2020-01-01/extension/...`) as Lambda does for extensions registered from the
+runtime process (internal ones): `SHUTDOWN` refused, registration closed after the runtime's
+first `invocation/next`, `event/next` held open.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 PREFIX = "/2018-06-01/runtime"
+EXTENSION = "/2020-01-01/extension"
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:f"
 
 
@@ -70,10 +74,71 @@ class _Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         return self.rfile.read(int(self.headers.get("Content-Length", "0")))
 
+    def _refuse(self, error_type: str, message: str) -> None:
+        self._send(403, json.dumps({"errorType": error_type, "errorMessage": message}).encode())
+
+    def _register(self) -> None:
+        """RIE's rules for an internal extension (rapi/handler/agentregister.go)."""
+        body = self._body()
+        name = self.headers.get("Lambda-Extension-Name", "")
+        server = self.server
+        with server.lock:
+            if not name:
+                self._refuse("Extension.InvalidExtensionName", "Empty extension name")
+                return
+            if server.first_next_at is not None:
+                self._refuse(
+                    "Extension.RegistrationClosed", "Extension registration closed already"
+                )
+                return
+            if name in server.extensions.values():
+                self._refuse(
+                    "Extension.InvalidExtensionState", "Extension with this name already registered"
+                )
+                return
+            try:
+                events = json.loads(body).get("events", [])
+            except (ValueError, AttributeError):
+                self._send(403, b'{"errorType":"InvalidRequestFormat","errorMessage":"bad body"}')
+                return
+            if "SHUTDOWN" in events:  # core/internalagent.go: ValidateInternalAgentEvent
+                self._refuse(
+                    "Extension.InvalidEventType",
+                    "SHUTDOWN: ShutdownEventNotSupportedForInternalExtension",
+                )
+                return
+            identifier = str(uuid.uuid4())
+            server.extensions[identifier] = name
+            server.registrations.append((name, events, time.monotonic()))
+        self._send(
+            200,
+            json.dumps(
+                {"functionName": "f", "functionVersion": "$LATEST", "handler": "h"}
+            ).encode(),
+            {"Lambda-Extension-Identifier": identifier, "Content-Type": "application/json"},
+        )
+
+    def _extension_next(self) -> None:
+        """Held open: an extension with no events is never sent one (until the server closes)."""
+        identifier = self.headers.get("Lambda-Extension-Identifier", "")
+        if identifier not in self.server.extensions:
+            self._refuse("Extension.UnknownExtensionIdentifier", f"Unknown extension {identifier}")
+            return
+        self.server.waiting.append((identifier, time.monotonic()))
+        while not self.server.closing:
+            time.sleep(0.05)
+        self.close_connection = True
+
     def do_GET(self) -> None:
+        if self.path == f"{EXTENSION}/event/next":
+            self._extension_next()
+            return
         if self.path != f"{PREFIX}/invocation/next":
             self._send(404, b"{}")
             return
+        with self.server.lock:
+            if self.server.first_next_at is None:
+                self.server.first_next_at = time.monotonic()
         while True:
             try:
                 pending = self.server.queue.get(timeout=0.1)
@@ -86,6 +151,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, pending.event, pending.headers)
 
     def do_POST(self) -> None:
+        if self.path == f"{EXTENSION}/register":
+            self._register()
+            return
         body = self._body()
         headers = dict(self.headers.items())
         if self.path == f"{PREFIX}/init/error":
@@ -116,6 +184,11 @@ class _Server(ThreadingHTTPServer):
         self.init_errors: list[Answer] = []
         self.init_failed = threading.Event()
         self.closing = False
+        self.lock = threading.Lock()
+        self.first_next_at: float | None = None  # the runtime's first invocation/next
+        self.extensions: dict[str, str] = {}  # identifier -> name
+        self.registrations: list[tuple[str, list[str], float]] = []  # name, events, when
+        self.waiting: list[tuple[str, float]] = []  # extension event/next calls held open
 
 
 class RuntimeApiServer:
@@ -132,6 +205,21 @@ class RuntimeApiServer:
     def address(self) -> str:
         host, port = self._server.server_address[:2]
         return f"{host!s}:{port}"
+
+    @property
+    def first_next_at(self) -> float | None:
+        """When (time.monotonic()) the runtime first asked for an invocation."""
+        return self._server.first_next_at
+
+    @property
+    def registrations(self) -> list[tuple[str, list[str], float]]:
+        """Accepted extension registrations: (name, events, time.monotonic())."""
+        return self._server.registrations
+
+    @property
+    def waiting(self) -> list[tuple[str, float]]:
+        """Extension `event/next` calls received (identifier, time.monotonic())."""
+        return self._server.waiting
 
     @property
     def init_errors(self) -> list[Answer]:

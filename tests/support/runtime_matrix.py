@@ -278,7 +278,7 @@ def run_case(language: str, case: str, root: Path, argv: Sequence[str] | None = 
             assert first["type"] == "init_error", first
             assert first["error"]["errorType"] == "Runtime.ImportModuleError", first
             return
-        assert first == {"type": "ready"}, first
+        assert first == {"type": "ready", "seal": True}, first
         _check_case(adapter, case, root)
 
 
@@ -373,7 +373,7 @@ def local_invoke_case(language: str, case: str, root: Path) -> None:
     event: Any = {"name": "sor"}
     if case == "large":
         event = {"blob": "z" * LOCAL_BLOB}
-    code, out, err = local_invoke(root, event, timeout=2.0 if case == "timeout" else 10.0)
+    code, out, err = local_invoke(root, event, timeout=2.0 if case == "timeout" else 30.0)
     if case in {"success", "large", "printing"}:
         assert code == 0, (code, out[:500], err)
         expected = {"success": {"hello": "sor"}, "large": event, "printing": {"genuine": True}}

@@ -6,9 +6,9 @@ import re
 import sys
 
 from _sor_adapter.context import LambdaContext
-from _sor_adapter.errors import error_of
+from _sor_adapter.errors import error_of, failure_of, xray_cause
 from _sor_adapter.loading import Fault, load_handler
-from _sor_adapter.logs import LambdaLogging, Unbuffered, log_error
+from _sor_adapter.logs import UNESCAPED_ENVS, LambdaLogging, Unbuffered, log_error
 
 PROTOCOL = "1"
 
@@ -25,7 +25,7 @@ class Server:
         os.close(out_fd)
         self.env = env
         self.cloudevent = env.get("SOR_SIGNATURE") == "cloudevent"
-        self.ascii_only = env.get("AWS_EXECUTION_ENV") not in _UNESCAPED_ENVS
+        self.ascii_only = env.get("AWS_EXECUTION_ENV") not in UNESCAPED_ENVS
         self.handler = None
         self._loop = None
 
@@ -47,11 +47,11 @@ class Server:
             self.handler = load_handler(spec)
         except Exception as exc:
             error = error_of(exc)
-            log_error(error)
+            log_error(error, "", self.env)
             self.send({"type": "init_error", "error": error})
             return 1
         LambdaLogging.install(self.env)
-        self.send({"type": "ready"})
+        self.send({"type": "ready", "seal": True})  # it echoes seals (PROTOCOL.md, "The seal")
         for line in self._in:
             try:
                 request = json.loads(line)
@@ -81,9 +81,12 @@ class Server:
         else:
             kind, message = "Runtime.InvalidRequest", "the request is not an invoke message"
         error = {"errorMessage": message, "errorType": kind, "stackTrace": []}
-        log_error(error)
         request_id = match.group(1).decode("utf-8", "replace")
-        self.send({"type": "error", "id": request_id, "error": error})
+        log_error(error, request_id, self.env)
+        seal = _SEAL.search(line)
+        answer = _answer("error", request_id, seal and seal.group(1).decode(), error)
+        answer["xray"] = xray_cause("LambdaValidationError", message, [])
+        self.send(answer)
         return True
 
     def _wait_for_load(self):
@@ -143,13 +146,15 @@ class Server:
             "errorMessage": f"the debugged invocation's process exited with {how} before answering",
             "stackTrace": [],
         }
-        log_error(error)
-        return _encode({"type": "error", "id": request.get("id"), "error": error})
+        log_error(error, request.get("id"), self.env)
+        return _encode(_answer("error", request.get("id"), request.get("seal"), error))
 
     def invoke(self, request):
         request_id = request.get("id")
+        seal = request.pop("seal", None)  # never within the handler's reach (PROTOCOL.md)
         ctx = request.get("context") or {}
         LambdaLogging.request_id = request_id or ""
+        LambdaLogging.tenant_id = ctx.get("tenant_id")
         LambdaLogging.install(self.env)
         trace_id = ctx.get("trace_id")
         if trace_id != os.environ.get("_X_AMZN_TRACE_ID"):  # putenv only when it changes
@@ -179,13 +184,15 @@ class Server:
 
                 result = from_cloudevent(result)
             try:
-                return _result_line(request_id, result, self.ascii_only)
+                return _result_line(request_id, seal, result, self.ascii_only)
             except (TypeError, ValueError, OverflowError, RecursionError) as e:
                 raise Fault("Runtime.MarshalError", f"Unable to marshal response: {e}") from None
         except Exception as exc:
-            error = error_of(exc)
-            log_error(error)
-            return _encode({"type": "error", "id": request_id, "error": error})
+            error, xray = failure_of(exc)
+            log_error(error, request_id, self.env)
+            answer = _answer("error", request_id, seal, error)
+            answer["xray"] = xray
+            return _encode(answer)
 
     def _await(self, awaitable):
         import asyncio  # only async handlers pay for asyncio
@@ -199,17 +206,27 @@ class Server:
 
 # The id of an invoke, read from its first bytes when the rest cannot be parsed.
 _ID = re.compile(rb'\{"type":"invoke","id":"([^"\\]{1,200})"')
+# ... and its seal, from its last bytes (sor writes the seal last).
+_SEAL = re.compile(rb'"seal"\s*:\s*"([0-9a-f]{1,64})"\s*\}\s*$')
 
 
-# Lambda's Python runtimes up to 3.11 (and every provided.* runtime) escape non-ASCII in JSON.
-_UNESCAPED_ENVS = frozenset(f"AWS_Lambda_python3.{minor}" for minor in range(12, 20))
+def _answer(kind, request_id, seal, value):
+    """A result or error message; it carries the invoke's seal when there was one."""
+    message = {"type": kind, "id": request_id}
+    if seal is not None:
+        message["seal"] = seal
+    message[kind] = value
+    return message
 
 
-def _result_line(request_id, result, ascii_only):
+def _result_line(request_id, seal, result, ascii_only):
     """A result answer whose result is the response body as awslambdaric serialises it, last
     in the line: sor posts those bytes as they are (runtimes/PROTOCOL.md)."""
     body = json.dumps(result, ensure_ascii=ascii_only, default=_json_default)
-    head = b'{"type":"result","id":' + json.dumps(request_id).encode() + b',"result":'
+    head = b'{"type":"result","id":' + json.dumps(request_id).encode()
+    if seal is not None:
+        head += b',"seal":' + json.dumps(seal).encode()
+    head += b',"result":'
     return head + body.encode("utf-8", "surrogatepass") + b"}\n"
 
 
