@@ -151,7 +151,10 @@ function runHandler(user, event, ctx) {
       fail(err, logged = false) {
         if (!settled) {
           settled = true;
-          resolve({ ok: false, err, logged });
+          // logged now, as the runtime logs it: an Error made of a thrown string has the
+          // handler's frames in its stack
+          if (!logged) logError('Invoke Error', err);
+          resolve({ ok: false, err, logged: true });
         }
       },
     };

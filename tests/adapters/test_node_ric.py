@@ -412,6 +412,8 @@ exports.failNothing = (e, c) => c.fail();
 exports.nothing = () => { setTimeout(() => {}, 20); };
 exports.syncValue = () => 'ignored';
 exports.twice = async (e, c, cb) => { cb(null, 'first'); return 'second'; };
+exports.noWait = (e, c, cb) => { c.callbackWaitsForEmptyEventLoop = false; cb(null, 'now'); };
+exports.doneTwice = (e, c) => { c.done(null, 'one'); c.done(null, 'two'); c.fail('three'); };
 exports.undefinedResult = async () => undefined;
 exports.throws = async () => { throw new Error('boom'); };
 exports.nested = async (e) => { validate(e); return 'valid'; };
@@ -444,6 +446,8 @@ RESULTS = [
     "nothing",
     "syncValue",
     "twice",
+    "noWait",
+    "doneTwice",
     "undefinedResult",
 ]
 ERRORS = [
@@ -498,6 +502,20 @@ def test_error_answers_in_node_shape_as_aws_lambda_ric(styles: Path, name: str) 
     assert [answer_of(a, styles) for a in ours.answers] == [
         answer_of(a, styles) for a in theirs.answers
     ]
+    # and the record written before the answer: Invoke Error, Uncaught Exception, ...
+    assert logged(ours, styles) == logged(theirs, styles)
+    assert any("ERROR" in record for record in logged(theirs, styles))
+
+
+@pytest.mark.parametrize(
+    "name", ["throws", "throwString", "failNothing", "unhandled", "uncaught", "circular"]
+)
+def test_error_records_in_json_as_aws_lambda_ric(styles: Path, name: str) -> None:
+    env = {"AWS_LAMBDA_LOG_FORMAT": "JSON"}
+    ours, theirs = both(styles, f"styles.{name}", [{}], env=env)
+    expected = records(theirs, styles)
+    assert expected and all(r["level"] == "ERROR" for r in expected), expected
+    assert logged(ours, styles) == logged(theirs, styles)
 
 
 @pytest.mark.parametrize("name", ["throws", "nested", "multiline", "withCode", "throwString"])
