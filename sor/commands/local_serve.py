@@ -32,7 +32,8 @@ def bootstrap_argv(command: str | None) -> list[str] | None:
 
 
 def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    from sor.emulator.emulator import Emulator, invoke_server
+    from sor.emulator.emulator import Emulator
+    from sor.emulator.invoke_endpoint import invoke_server
     from sor.logs import Log
 
     directory = function_dir(args)

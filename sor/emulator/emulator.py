@@ -1,15 +1,14 @@
-"""sor's embedded emulator: the Lambda Runtime API for one bootstrap, and RIE's invoke endpoint.
+"""sor's embedded emulator: the Lambda Runtime API for one bootstrap.
 
 ``Emulator`` serves ``/2018-06-01/runtime/...`` on 127.0.0.1 (an ephemeral port) to the bootstrap it
 starts in ``DIR`` with the Lambda environment, and runs invocations through it one at a time
-(``sor.emulator.sandbox``). ``invoke_server`` puts RIE's ``POST
-/2015-03-31/functions/function/invocations`` in front of it. Both servers are ``http.server`` with
-HTTP/1.1 keep-alive (``sor.http.server``); these two modules are the only place sor serves HTTP.
+(``sor.emulator.sandbox``). ``sor.emulator.invoke_endpoint`` puts RIE's ``POST
+/2015-03-31/functions/function/invocations`` in front of it. Both servers are ``sor.http.server``'s
+threaded HTTP/1.1 servers: the emulator is the only part of sor that serves HTTP.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import select
@@ -20,8 +19,6 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from email.message import Message
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from sor.emulator.answers import (
@@ -44,7 +41,6 @@ from sor.logs import Log
 
 _PREFIX = "/2018-06-01/runtime"
 _INVOCATION = re.compile(rf"^{_PREFIX}/invocation/([^/]+)/(response|error)$")
-_INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 _ACCOUNT = "012345678912"  # RIE's account id in the invoked function ARN
 
 
@@ -310,49 +306,6 @@ class Emulator:
             self._server = None
 
 
-class _InvokeServer(Server):
-    def __init__(self, emulator: Emulator, host: str, port: int) -> None:
-        super().__init__((host, port), _InvokeHandler)
-        self.emulator = emulator
-
-
-class _InvokeHandler(RequestHandler):
-    """RIE's invoke endpoint."""
-
-    server: _InvokeServer
-
-    def do_POST(self) -> None:
-        body = self.read_body(MAX_PAYLOAD)
-        if body is None:
-            return
-        if _INVOKE.match(self.path.split("?", 1)[0]) is None:
-            self.not_found()
-            return
-        if isinstance(body, int):
-            result = request_too_large_answer(MAX_PAYLOAD)
-        else:
-            result = self._invoke(body)
-        self.answer(result.status, result.body, result.headers)
-
-    def _invoke(self, body: bytes) -> InvokeResult:
-        try:
-            context = _client_context(self.headers)
-        except ValueError:
-            return client_context_error_answer()
-        tenant_id = self.headers.get("X-Amz-Tenant-Id")
-        kind = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
-        try:
-            return self.server.emulator.invoke(
-                body, context, tenant_id=tenant_id, invocation_type=kind
-            )
-        except Exception as exc:  # every request gets an answer, even from a bug of ours
-            self.server.emulator.log.error(f"invoke failed: {type(exc).__name__}: {exc}")
-            return service_error_answer(f"{type(exc).__name__}: {exc}")
-
-    def do_GET(self) -> None:
-        self.not_found()
-
-
 _INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 _MAX_TENANT_ID = 256
 
@@ -360,15 +313,6 @@ _MAX_TENANT_ID = 256
 def _tenant_id_ok(value: str) -> bool:
     """A tenant id that can travel in a header: 1 to 256 printable ASCII characters."""
     return 0 < len(value) <= _MAX_TENANT_ID and value.isascii() and value.isprintable()
-
-
-def _client_context(headers: Message) -> str | None:
-    """X-Amz-Client-Context is base64 JSON in the Invoke API; the runtime gets the JSON.
-    ValueError when it is not base64 of UTF-8 text."""
-    value = headers.get("X-Amz-Client-Context")
-    if not value:
-        return None
-    return base64.b64decode(value, validate=True).decode("utf-8")
 
 
 def _header_safe(text: str) -> str:
@@ -392,8 +336,3 @@ def client_context_header(text: str) -> str | None:
     if text.isascii() and text.isprintable():
         return text
     return json.dumps(value, ensure_ascii=True)
-
-
-def invoke_server(emulator: Emulator, host: str, port: int) -> ThreadingHTTPServer:
-    """An HTTP server (not yet serving) for RIE's invoke endpoint; OSError when it cannot bind."""
-    return _InvokeServer(emulator, host, port)

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from sor.emulator.emulator import Emulator, InvokeResult, invoke_server, lambda_environment
+from sor.emulator.emulator import Emulator, InvokeResult, lambda_environment
+from sor.emulator.invoke_endpoint import invoke_server
 from sor.errors import UsageError
 from sor.logs import Log
 
