@@ -25,6 +25,7 @@ import sys
 import time
 
 from sor.process.spawn import MARKS
+from sor.process.tree import below
 
 _GONE_WAIT = 1.0  # how long to wait for killed processes to be gone (SIGKILL is asynchronous)
 _PR_SET_CHILD_SUBREAPER = 36
@@ -90,13 +91,7 @@ def escapees(root: int, mark: str) -> set[int]:
         children.setdefault(info[0], []).append(int(name))
         if info[1] >= since and _carries(name, mark.encode()):
             found.add(int(name))
-    todo = [root, *found]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
+    return below(children, [root, *found], found)
 
 
 def stop(pids: set[int]) -> None:

@@ -32,8 +32,15 @@ def descendants(pid: int) -> set[int]:
         fields = stat[stat.rfind(b")") + 2 :].split()  # the command name may hold spaces
         if len(fields) > 1:
             children.setdefault(int(fields[1]), []).append(int(name))
-    found: set[int] = set()
-    todo = [pid]
+    return below(children, [pid])
+
+
+def below(
+    children: dict[int, list[int]], roots: list[int], found: set[int] | None = None
+) -> set[int]:
+    """Every process under ``roots`` in the parent -> children map (added to ``found``)."""
+    found = set() if found is None else found
+    todo = list(roots)
     while todo:
         for child in children.get(todo.pop(), []):
             if child not in found:
