@@ -222,6 +222,8 @@ class LanguageRuntime:
                         f"{self.name}: ignored an answer without this request's id and seal"
                     )
                     continue
+                if self.log.framed and self._proc.pump is not None:
+                    self._proc.pump.flush(_PUMP_JOIN)  # frames: its records before sor's line
                 if isinstance(answer, protocol.Error):
                     raise self._function_error(answer.error, answer.xray)
                 return answer

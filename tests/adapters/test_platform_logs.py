@@ -213,6 +213,9 @@ def test_json_records_as_awslambdaric_writes_them(root: Path, level: str | None)
     if own:
         assert list(own[0])[:4] == ["timestamp", "level", "message", "requestId"]
         assert own[0]["requestId"] == "req-1" and own[0]["outcome"] == "success"
+    if own:  # the runtime's records come before sor's line about the invocation
+        last = max(i for i, f in enumerate(ours.frames) if '"message": "invocation"' in f.text)
+        assert last == len(ours.frames) - 1
     # print() stays text, one frame per line, no level.
     assert [(f.type, f.text) for f in ours.frames if "plain print" in f.text] == [
         (0xA55A0003, "plain print\n")
