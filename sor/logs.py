@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 TELEMETRY_FD = "_LAMBDA_TELEMETRY_LOG_FD"
 # Level names sor understands in AWS_LAMBDA_LOG_LEVEL (Python's and the platform's spellings).
-_LEVELS = {
+LEVELS = {
     "NOTSET": 0,
     "TRACE": 1,
     "DEBUG": 2,
@@ -56,7 +56,7 @@ def level_threshold(value: str | None) -> int:
 
     Any case; an unset or unknown value keeps everything, as awslambdaric leaves the level alone.
     """
-    return _LEVELS.get((value or "").upper(), 0)
+    return LEVELS.get((value or "").upper(), 0)
 
 
 class Log:
@@ -104,7 +104,7 @@ class Log:
     def write(self, level: str, message: str, request_id: str = "", **fields: Any) -> None:
         """One log line; ``fields`` appear as keys in JSON and as ``key=value`` in text."""
         name = level.upper()
-        number = _LEVELS.get(name, 0)
+        number = LEVELS.get(name, 0)
         if number < self.threshold:
             return
         if self.json_format:
@@ -137,7 +137,7 @@ class Log:
             import json
 
             record = {"timestamp": _timestamp(), "level": "INFO", "message": line}
-            self._emit(json.dumps({**record, "source": source}), _LEVELS["INFO"], True)
+            self._emit(json.dumps({**record, "source": source}), LEVELS["INFO"], True)
         else:
             self._emit(f"[{escape(source)}] {escape(line)}", 0, False)
 

@@ -17,19 +17,11 @@ import os
 import time
 from dataclasses import dataclass
 
+# Level names as the runtime clients and Python's logging spell them: a frame's level bits.
+from sor.logs import LEVELS
+
 FRAME_MAGIC = 0xA55A0000
 HEADER_SIZE = 16
-# Level names as both runtime clients and Python's logging spell them, and their level bits.
-LEVELS = {
-    "TRACE": 1,
-    "DEBUG": 2,
-    "INFO": 3,
-    "WARN": 4,
-    "WARNING": 4,
-    "ERROR": 5,
-    "FATAL": 6,
-    "CRITICAL": 6,
-}
 
 
 def frame_type(level: int, *, is_json: bool) -> int:
