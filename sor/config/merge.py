@@ -5,11 +5,13 @@ file each merged value came from, so that problems and origins point at the righ
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sor.config.rules import PathKey
-from sor.config.yaml_source import Source, dotted
 from sor.errors import Problem
+
+if TYPE_CHECKING:  # yaml is imported when a file is parsed, not with this module (cold start)
+    from sor.config.yaml_source import Source
 
 
 class Merged:
@@ -28,6 +30,8 @@ class Merged:
             source = supplier(self.sources, path[:n])
             if source is not None:
                 return source.problem(path, message, key=key)
+        from sor.config.yaml_source import dotted
+
         return Problem("<config>", 1, 1, dotted(path), message)
 
 
