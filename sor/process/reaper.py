@@ -45,6 +45,15 @@ def become_subreaper() -> bool:
         return False
 
 
+def _last_pid() -> int | None:
+    """The pid the kernel gave last in this pid namespace, None when it does not say."""
+    try:
+        with open("/proc/sys/kernel/ns_last_pid", "rb") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
 def _stat(pid: str) -> tuple[int, int, bool] | None:
     """(parent pid, start time, zombie) of ``pid``, or None once it is gone."""
     try:
@@ -82,8 +91,12 @@ def escapees(root: int, mark: str) -> set[int]:
         entries = os.listdir("/proc")
     except OSError:
         return found
+    # Everything started after root has a higher pid, unless pids wrapped around since: then
+    # every process is looked at. This keeps the pass cheap where it runs after every exec hook.
+    last = _last_pid()
+    lowest = root if last is not None and last >= root else 0
     for name in entries:
-        if not name.isdigit() or int(name) in (me, root):
+        if not name.isdigit() or int(name) < lowest or int(name) in (me, root):
             continue
         info = _stat(name)
         if info is None or info[2]:
