@@ -43,7 +43,10 @@ _ESCAPES.update({0x0A: "\\n", 0x0D: "\\r"})
 
 def escape(text: object) -> str:
     """``text`` as one line: control characters written as escapes (no log injection)."""
-    return str(text).translate(_ESCAPES)
+    text = str(text)
+    if text.isprintable():  # the usual case, decided in C: nothing to escape
+        return text
+    return text.translate(_ESCAPES)
 
 
 def _timestamp() -> str:

@@ -46,7 +46,7 @@ def invoke_line(
     ]
     if debug is not None:
         parts += [b',"debug":', encode(dict(debug))]
-    parts += [b',"seal":', _text(seal), b"}\n"]
+    parts += [b',"seal":"', seal.encode(), b'"}\n']  # hex digits: nothing to escape
     return b"".join(parts)
 
 
