@@ -32,8 +32,9 @@ _STOP_GRACE = 2.0  # how long a stopping bootstrap may take to end its own child
 
 
 @dataclass
-class Invocation:
-    """One invocation handed (or to be handed) to the bootstrap."""
+class Emulated:
+    """One invocation of the emulator, handed (or to be handed) to the bootstrap (the runtime's
+    own view of an invocation is ``sor.runtime.api.Invocation``)."""
 
     request_id: str
     payload: bytes
@@ -82,7 +83,7 @@ class Sandbox:
         self._tickets = 0  # invocations run one at a time, first come first served
         self._turn = 0
         self._boot: _Bootstrap | None = None
-        self._current: Invocation | None = None
+        self._current: Emulated | None = None
         self._answered: collections.deque[str] = collections.deque(maxlen=16)
         self._retired = Retired()
         self._stopping = False
@@ -189,7 +190,7 @@ class Sandbox:
         except OSError as exc:
             return answers.spawn_error_answer(request_id, str(exc))
         deadline_ms = int((time.time() + self.timeout) * 1000)
-        inv = Invocation(request_id, payload, start + self.timeout, deadline_ms, trace_id())
+        inv = Emulated(request_id, payload, start + self.timeout, deadline_ms, trace_id())
         inv.client_context, inv.cognito_identity = client_context, cognito_identity
         inv.tenant_id = tenant_id
         self._current = inv
@@ -205,7 +206,7 @@ class Sandbox:
         self.log.info(f"REPORT RequestId: {request_id}\tDuration: {took:.2f} ms")
         return answer
 
-    def _await(self, inv: Invocation, boot: _Bootstrap) -> InvokeResult:
+    def _await(self, inv: Emulated, boot: _Bootstrap) -> InvokeResult:
         """Wait for the answer, the bootstrap's end, its init error, or the deadline."""
         while True:
             if inv.answer is not None:
@@ -236,7 +237,7 @@ class Sandbox:
                 return answers.timeout_answer(self.timeout)
             self._cv.wait(left)
 
-    def next_invocation(self, peer_gone: Callable[[], bool]) -> Invocation | None:
+    def next_invocation(self, peer_gone: Callable[[], bool]) -> Emulated | None:
         """Block until there is an invocation for the bootstrap (None: the caller must hang up)."""
         with self._cv:
             boot = self._boot
@@ -255,14 +256,14 @@ class Sandbox:
                     return None
             return None
 
-    def return_invocation(self, inv: Invocation) -> None:
+    def return_invocation(self, inv: Emulated) -> None:
         """Hand ``inv`` out again: it could not be written to the bootstrap that asked for it."""
         with self._cv:
             if inv.answer is None:
                 inv.delivered = False
                 self._cv.notify_all()
 
-    def _delivered(self, request_id: str) -> Invocation | tuple[int, str, str]:
+    def _delivered(self, request_id: str) -> Emulated | tuple[int, str, str]:
         inv = self._current
         if inv is not None and inv.request_id == request_id and inv.answer is None:
             return inv
@@ -295,7 +296,7 @@ class Sandbox:
             self._cv.notify_all()
             return 202, "", ""
 
-    def fail_invocation(self, inv: Invocation, answer: InvokeResult) -> None:
+    def fail_invocation(self, inv: Emulated, answer: InvokeResult) -> None:
         """End ``inv`` with ``answer`` (it could not be handed to the bootstrap at all)."""
         with self._cv:
             if inv.answer is None:
