@@ -2,7 +2,6 @@
 
 import json
 import os
-import re
 import sys
 
 from _sor_adapter.context import LambdaContext
@@ -71,7 +70,9 @@ class Server:
         With an id to answer (sor writes it first), the invocation gets a named error; without
         one the adapter reports the protocol error and ends (False): never a silent wait.
         """
-        match = _ID.match(line)
+        import re  # only an unreadable request pays for the regular expressions
+
+        match = re.match(_ID, line)
         if match is None:
             what = "not JSON" if isinstance(parsed, Exception) else "not an invoke message"
             print(f"sor: protocol error: a request that is {what}: {line[:80]!r}", file=sys.stderr)
@@ -83,7 +84,7 @@ class Server:
         error = {"errorMessage": message, "errorType": kind, "stackTrace": []}
         request_id = match.group(1).decode("utf-8", "replace")
         log_error(error, request_id, self.env)
-        seal = _SEAL.search(line)
+        seal = re.search(_SEAL, line)
         answer = _answer("error", request_id, seal and seal.group(1).decode(), error)
         answer["xray"] = xray_cause("LambdaValidationError", message, [])
         self.send(answer)
@@ -205,9 +206,9 @@ class Server:
 
 
 # The id of an invoke, read from its first bytes when the rest cannot be parsed.
-_ID = re.compile(rb'\{"type":"invoke","id":"([^"\\]{1,200})"')
+_ID = rb'\{"type":"invoke","id":"([^"\\]{1,200})"'
 # ... and its seal, from its last bytes (sor writes the seal last).
-_SEAL = re.compile(rb'"seal"\s*:\s*"([0-9a-f]{1,64})"\s*\}\s*$')
+_SEAL = rb'"seal"\s*:\s*"([0-9a-f]{1,64})"\s*\}\s*$'
 
 
 def _answer(kind, request_id, seal, value):
