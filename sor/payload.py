@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(frozen=True)
 class RawJson:
-    """JSON text that sor passes on unread."""
+    """JSON text that sor passes on unread. (A plain class, as the other small values made on
+    `sor run`'s path: a dataclass costs a generated method each at every cold start.)"""
 
-    text: bytes
+    __slots__ = ("text",)
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
 
     def value(self) -> Any:
         """The decoded value; ValueError when the text is not JSON or is nested too deeply."""

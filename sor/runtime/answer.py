@@ -9,7 +9,6 @@ refuses a body with 413), the shape of error documents, and exactly one answer p
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sor.errors import FunctionError, SorError
@@ -17,20 +16,29 @@ from sor.limits import MAX_PAYLOAD, too_large_error
 from sor.runtime.api import RuntimeApiClient, RuntimeApiError, Shape, error_document
 
 
-@dataclass(frozen=True)
 class Response:
     """A successful answer: the response body."""
 
-    body: bytes
+    __slots__ = ("body",)
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
 
 
-@dataclass(frozen=True)
 class Failure:
     """An error answer: an ERROR, posted in the shape of the managed runtime that gave it."""
 
-    error: Mapping[str, Any]
-    shape: Shape = "python"
-    xray: Mapping[str, Any] | None = None
+    __slots__ = ("error", "shape", "xray")
+
+    def __init__(
+        self,
+        error: Mapping[str, Any],
+        shape: Shape = "python",
+        xray: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.error = error
+        self.shape = shape
+        self.xray = xray
 
 
 Answer = Response | Failure

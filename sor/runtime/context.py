@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sor.errors import FunctionError
 from sor.logs import Log
@@ -22,8 +21,7 @@ POST_MARGIN = 0.05  # seconds kept after the hard deadline to post the answer
 MAX_GRACE_SHARE = 0.25  # the most of a function's timeout the grace may take
 
 
-@dataclass(frozen=True)
-class Deadlines:
+class Deadlines(NamedTuple):
     """Monotonic deadlines of one invocation, the function's timeout when known, and the grace
     in force (``timeouts.grace``, or less when that would leave the handler too little)."""
 

@@ -142,6 +142,11 @@ class LanguageRuntime:
         proc = self._proc
         if proc is None or proc.reader is None:
             raise RuntimeExited(f"the {self.name} was not started")
+        # Imported while the runtime boots, not after its `ready` (cold start).
+        import json
+
+        from sor.runtime import protocol
+
         while wake_fd is not None and (left := deadline - time.monotonic()) > 0:
             ready = proc.child.wait_readable([proc.reader.fd, wake_fd], left)
             if proc.reader.fd in ready or proc.exited():
@@ -155,10 +160,6 @@ class LanguageRuntime:
             raise InvocationTimeout(f"the {self.name} did not become ready in time") from None
         except ValueError:
             raise self._broken(f"wrote a message longer than {MAX_MESSAGE} bytes") from None
-        import json  # after the spawn (cold start)
-
-        from sor.runtime import protocol
-
         try:
             message = json.loads(line)
         except (ValueError, RecursionError):

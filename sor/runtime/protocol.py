@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sor.payload import RawJson, encode
@@ -19,12 +18,14 @@ class Broken(Exception):
     """An answer that breaks the protocol (the runtime is out of step: it is restarted)."""
 
 
-@dataclass(frozen=True)
 class Error:
     """A handler's error: a well-formed ERROR, and the X-Ray cause the runtime sent, if any."""
 
-    error: dict[str, Any]
-    xray: Mapping[str, Any] | None = None
+    __slots__ = ("error", "xray")
+
+    def __init__(self, error: dict[str, Any], xray: Mapping[str, Any] | None = None) -> None:
+        self.error = error
+        self.xray = xray
 
 
 def invoke_line(
