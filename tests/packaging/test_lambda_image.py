@@ -28,6 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "serverless"
 LAYER_SOURCE = EXAMPLE / "layer"
 NODE_MAJOR = "22"
+# A test here may first build a layer (`sor package`: pip, bytecode for every module, a Node.js
+# unpacked), which a loaded 2-core machine takes minutes to do: the suite's 120 s bound is for
+# hangs, and `package` bounds the build itself.
+pytestmark = pytest.mark.timeout(600)
 MB = 1_000_000
 # python -v: a module loaded from its .pyc is "code object from '<path>.pyc'" (quoted); one
 # compiled from its source is "code object from <path>.py" (not quoted).
