@@ -31,6 +31,9 @@ from sor.runtime import protocol
 from sor.runtime.language import LanguageRuntime
 
 _STDERR_WAIT = 0.5  # for the last stderr lines of a process that ended by itself
+# Framed logs: how long an answer waits for the records written before it. Short: the other
+# invocations may keep the pipe busy, so the order is best effort here.
+_FLUSH_WAIT = 0.05
 # The head the shipped adapters write: the id (and seal) are read without decoding a big result.
 _HEAD = re.compile(rb'\{"type":"[a-z_]+","id":("(?:[^"\\]|\\.)*")(?:,"seal":"([0-9a-f]*)")?')
 
@@ -247,7 +250,7 @@ class SharedRuntime:
                 if self.log.framed and host.runtime.process is not None:
                     pump = host.runtime.process.pump
                     if pump is not None:
-                        pump.flush(0.5)  # frames: its records before sor's line
+                        pump.flush(_FLUSH_WAIT)  # frames: its records before sor's line
                 if isinstance(answer, protocol.Error):
                     raise FunctionError(
                         answer.error, language=self.settings.language, xray=answer.xray

@@ -4,6 +4,7 @@ with AWS_LAMBDA_MAX_CONCURRENCY against the suite's Runtime API server, which al
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -44,15 +45,15 @@ HANDLERS = textwrap.dedent(
     """
 )
 
+CONFIG = "version: 1\nruntime: {language: node, handler: handlers.work}\n"
+
 
 class Sor:
     """`sor run` in a process of its own, its stdout (the function's logs) in a file."""
 
-    def __init__(self, root: Path, server: RuntimeApiServer, **env: str) -> None:
+    def __init__(self, root: Path, server: RuntimeApiServer, config: str, **env: str) -> None:
         (root / "handlers.js").write_text(HANDLERS)
-        (root / "sor.yml").write_text(
-            "version: 1\nruntime: {language: node, handler: handlers.work}\n"
-        )
+        (root / "sor.yml").write_text(CONFIG + config)
         full = {
             **os.environ,
             "AWS_LAMBDA_RUNTIME_API": server.address,
@@ -85,8 +86,8 @@ def run(tmp_path: Path) -> Iterator[Any]:
     server = RuntimeApiServer()
     started: list[Sor] = []
 
-    def start(**env: str) -> tuple[Sor, RuntimeApiServer]:
-        started.append(Sor(tmp_path, server, **env))
+    def start(config: str = "", **env: str) -> tuple[Sor, RuntimeApiServer]:
+        started.append(Sor(tmp_path, server, config, **env))
         return started[-1], server
 
     yield start
@@ -199,3 +200,39 @@ def test_without_the_variable_one_at_a_time_as_before(run: Any) -> None:
     assert len({a.json()["pid"] for a in got}) == 1
     assert all(a.json()["env_trace"] == a.json()["trace"] for a in got)
     assert "concurrency=" not in s.stderr.read_text()
+
+
+# A persistent middleware that notes, for each `before` call, whether sor wrote another call to
+# it while it was serving this one (stdin readable before its answer).
+KEEPER = textwrap.dedent(
+    """\
+    #!{python}
+    import json, os, select, sys, time
+
+    log = open(sys.argv[0] + ".log", "a")
+    for line in sys.stdin:
+        time.sleep(0.3)
+        busy = bool(select.select([sys.stdin], [], [], 0)[0])
+        log.write(json.dumps({{"pid": os.getpid(), "overlap": busy}}) + "\\n")
+        log.flush()
+        print("{{}}", flush=True)
+    """
+)
+
+
+def test_a_persistent_middleware_never_serves_two_calls_at_once(run: Any, tmp_path: Path) -> None:
+    keeper = tmp_path / "keeper"
+    keeper.write_text(KEEPER.format(python=sys.executable))
+    keeper.chmod(0o755)
+    config = (
+        "middlewares:\n  - {name: keeper, path: ./keeper, mode: persistent, hooks: [before],"
+        " timeout: 5s}\n"
+    )
+    _, server = run(config, AWS_LAMBDA_MAX_CONCURRENCY="4")
+    got = answers(server, [{"n": i, "sleep": 0.5} for i in range(12)])
+    assert [a.kind for a in got] == ["response"] * 12, [a.body for a in got]
+    assert len({a.json()["pid"] for a in got}) == 1  # the handlers share one Node process
+    calls = [json.loads(line) for line in (tmp_path / "keeper.log").read_text().splitlines()]
+    assert len(calls) == 12
+    assert len({c["pid"] for c in calls}) == 4  # a middleware process per slot
+    assert not any(c["overlap"] for c in calls)
