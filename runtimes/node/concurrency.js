@@ -61,6 +61,7 @@ function oneAtATime(ids) {
   let running;
   return {
     concurrency: 1,
+    ready: {},
     store: invokeStore(() => running),
     schedule(task) {
       queue = queue.then(task);
@@ -96,6 +97,7 @@ function concurrent(ids, n) {
   delete process.env._X_AMZN_TRACE_ID;
   return {
     concurrency: n,
+    ready: { concurrency: n },
     store: invokeStore(current),
     schedule(task) {
       const running = task();
@@ -108,7 +110,7 @@ function concurrent(ids, n) {
 }
 
 // The invocations of this process: `schedule(task)` for each line read, `drained()` at end of
-// file, `run(message, fn)` around each invocation; `concurrency` for the `ready` message.
+// file, `run(message, fn)` around each invocation; `ready`: what its `ready` message adds.
 function invocations(env, ids) {
   const n = concurrencyOf(env);
   const mode = n > 1 ? concurrent(ids, n) : oneAtATime(ids);

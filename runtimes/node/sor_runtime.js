@@ -63,7 +63,7 @@ function decodeLine(buf) {
   return text + buf.toString('utf8', from);
 }
 
-// Calls onLine(text) for every line of fd, then onEnd() at end of file.
+// Calls onLine(text) for every line of fd, then onEnd() at end of file; the stream.
 function readLines(fd, onLine, onEnd) {
   const stat = fs.fstatSync(fd);
   const stream =
@@ -85,6 +85,7 @@ function readLines(fd, onLine, onEnd) {
     if (partial.length) onLine(decodeLine(Buffer.concat(partial)));
     onEnd();
   });
+  return stream;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -154,7 +155,7 @@ function runHandler(user, event, ctx) {
 // The loop.
 
 const running = new Set(); // the outcomes of the running invocations, for uncaught errors
-let mode = null; // how many run at once, and where their ids live (concurrency.js)
+let mode = null; // how many run at once, where their ids live, the requests (concurrency.js)
 let outFd = 4;
 let logError = (label, err) => console.error(label, err); // until the console is patched
 let ready = false;
@@ -216,6 +217,7 @@ function fatal(err, label, status) {
   // As Lambda does: the running invocation fails with the error, then the process ends; before
   // `ready` it is the init error.
   logError(label, err);
+  mode?.input?.destroy(); // closed: an invoke sor writes now is refused, for a new process
   if (running.size) for (const outcome of [...running]) outcome.fail(err, true);
   else if (!ready) send({ type: 'init_error', error: errorPayload(err) });
   setImmediate(() => process.exit(status));
@@ -386,14 +388,13 @@ async function main() {
     process.exit(1);
   }
   mode = invocations(env, ids);
-  readLines(
+  mode.input = readLines(
     inFd,
     (line) => mode.schedule(() => handle(user, line)),
     () => mode.drained().then(() => process.exit(0)), // sor closed the pipe: we are done
   );
   ready = true;
-  const many = mode.concurrency > 1 ? { concurrency: mode.concurrency } : {};
-  send({ type: 'ready', seal: true, ...many }); // it echoes seals (PROTOCOL.md, "The seal")
+  send({ type: 'ready', seal: true, ...mode.ready }); // it echoes seals; its concurrency
 }
 
 main();

@@ -70,6 +70,7 @@ class Host:
         self._waiting: dict[str, _Waiter] = {}
         self._ending = False  # the reader is stopping it: it may be reaped, never signalled
         self._broke = ""  # set when it was killed for breaking the protocol
+        self._refused = False  # it refused an invoke: it is ending (Node after a fatal error)
         self._ended: RuntimeExited | None = None
         self._thread = threading.Thread(target=self._read, name=f"sor-shared-{self.pid}")
         self._thread.daemon = True
@@ -77,23 +78,29 @@ class Host:
 
     @property
     def usable(self) -> bool:
-        """Whether new invocations may go to it."""
-        return not self.retired and self._ended is None
+        """Whether new invocations may go to it: not retired, and running (an adapter may exit
+        on purpose right after its answers: Node after an uncaught exception)."""
+        return not (self.retired or self._ending or self._refused or self._proc.child.exited())
 
-    def send(self, request_id: str, line: bytes, seal: str | None, deadline: float) -> None:
-        """Write one invoke; its answer comes through `next_line`. TimeoutError past
-        ``deadline``; a process that died is reported by `next_line`."""
+    def send(self, request_id: str, line: bytes, seal: str | None, deadline: float) -> bool:
+        """Write one invoke, its answer to come through `next_line`; False when the process
+        refused it (it closed its requests, or ended): it never read it. TimeoutError past
+        ``deadline``."""
         with self._lock:
-            if self._ended is not None:
-                raise RuntimeExited(self._ended.message, stack_trace=self._ended.stack_trace)
+            if self._ending:
+                return False
             self._waiting[request_id] = _Waiter(seal)
         if not self._write.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
             raise TimeoutError
         try:
-            if self._ended is None:
-                self._proc.write(line, deadline)  # False: it died, and the reader says so
+            delivered = not self._ending and self._proc.write(line, deadline)
         finally:
             self._write.release()
+        if not delivered:
+            with self._lock:
+                self._refused = True  # not usable: the reader reports its end
+                self._waiting.pop(request_id, None)
+        return delivered
 
     def next_line(self, request_id: str, deadline: float) -> bytes:
         """The next line routed to ``request_id``; TimeoutError past ``deadline``, RuntimeExited
@@ -180,7 +187,7 @@ class Host:
 
     def _end(self, why: str) -> None:
         with self._lock:
-            self._ending = True
+            self._ending = True  # not usable from now on
         self._proc.child.kill_group()  # not reaped yet: the group is still its own
         with self._write:  # a writer sees the process gone and lets go
             self.exit_code = self.runtime.stop(graceful=False, stderr_wait=_STDERR_WAIT)
@@ -237,12 +244,16 @@ class SharedRuntime:
     ) -> RawJson:
         """As `LanguageRuntime.invoke`; a timeout retires the process instead of killing it."""
         request_id = str(context.get("aws_request_id", ""))
-        host = self._current(deadline, request_id)
         seal = os.urandom(16).hex()  # the answer must echo it: see PROTOCOL.md, "The seal"
         line = protocol.invoke_line(request_id, event, context, debug, seal)
-        self._requests[request_id] = host
+        host = self._current(deadline, request_id)
         try:
-            host.send(request_id, line, seal if host.sealed else None, deadline)
+            if not host.send(request_id, line, seal if host.sealed else None, deadline):
+                # It never read the invoke (it is ending: Node after a fatal error): a new one.
+                host = self._current(deadline, request_id)
+                if not host.send(request_id, line, seal if host.sealed else None, deadline):
+                    raise RuntimeExited(f"the {self.name} refused the event as it started")
+            self._requests[request_id] = host
             while True:
                 answer = self.next_message(request_id, seal, deadline)
                 if answer is None:

@@ -29,6 +29,7 @@ HANDLERS = textwrap.dedent(
         await sleep(event.sleep || 0);
         process.exit(3);
       }
+      if (event.throw) setTimeout(() => { throw new Error('boom'); }, 300);
       console.log(`working ${event.n}`);
       await sleep(event.sleep || 0);
       console.log(`done ${event.n}`);
@@ -155,6 +156,18 @@ def test_a_crash_fails_the_invocations_of_that_process_and_the_next_are_served(r
     assert all("exit code 3" in a.json()["errorMessage"] for a in got)
     again = answers(server, [{"n": i, "sleep": 0.2} for i in range(4)])
     assert [a.kind for a in again] == ["response"] * 4
+
+
+def test_an_uncaught_exception_fails_every_invocation_running_with_it(run: Any) -> None:
+    _, server = run(AWS_LAMBDA_MAX_CONCURRENCY="4")
+    answers(server, [{"n": 0}])
+    got = answers(server, [{"throw": True, "sleep": 5}, *({"n": i, "sleep": 5} for i in range(3))])
+    assert [a.kind for a in got] == ["error"] * 4, [a.body for a in got]
+    assert [(a.json()["errorType"], a.json()["errorMessage"]) for a in got] == [
+        ("Error", "boom")
+    ] * 4
+    again = answers(server, [{"n": i, "sleep": 0.2} for i in range(4)])
+    assert [a.kind for a in again] == ["response"] * 4, [a.body for a in again]
 
 
 def test_a_crash_with_a_process_per_slot_fails_its_own_invocation_only(run: Any) -> None:
