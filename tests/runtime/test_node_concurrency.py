@@ -192,6 +192,17 @@ def test_console_lines_name_their_own_request_id(run: Any) -> None:
         assert answer["global_id"] == answer["store_id"] == request_id
 
 
+def test_json_log_records_name_their_own_request_id(run: Any) -> None:
+    s, server = run(AWS_LAMBDA_MAX_CONCURRENCY="4", AWS_LAMBDA_LOG_FORMAT="JSON")
+    pending = [server.submit({"n": i, "sleep": 0.5}, timeout=10) for i in range(4)]
+    got = {server.wait_answer(p, 20).json()["n"]: p.request_id for p in pending}
+    assert s.stop() == 0
+    records = [json.loads(line) for line in s.stdout.read_text().splitlines() if line]
+    working = {r["message"]: r["requestId"] for r in records if "message" in r}
+    assert {n: working[f"working {n}"] for n in got} == got
+    assert {n: working[f"done {n}"] for n in got} == got
+
+
 def test_two_hundred_invocations_eight_at_a_time_never_cross(run: Any) -> None:
     _, server = run(AWS_LAMBDA_MAX_CONCURRENCY="8")
     pending = [server.submit({"n": i, "sleep": 0.01}, timeout=30) for i in range(200)]
