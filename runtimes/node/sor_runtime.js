@@ -12,6 +12,7 @@ const { UnhandledPromiseRejection, errorPayload, xrayCause } = require('./errors
 const { makeContext } = require('./context.js');
 const { loadHandler } = require('./loader.js');
 const { ids, patchConsole } = require('./logs.js');
+const { invocations } = require('./concurrency.js');
 
 // ---------------------------------------------------------------------------------------------
 // The protocol channel.
@@ -62,7 +63,7 @@ function decodeLine(buf) {
   return text + buf.toString('utf8', from);
 }
 
-// Calls onLine(text) for every line of fd, then onEnd() at end of file.
+// Calls onLine(text) for every line of fd, then onEnd() at end of file; the stream.
 function readLines(fd, onLine, onEnd) {
   const stat = fs.fstatSync(fd);
   const stream =
@@ -84,6 +85,7 @@ function readLines(fd, onLine, onEnd) {
     if (partial.length) onLine(decodeLine(Buffer.concat(partial)));
     onEnd();
   });
+  return stream;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -108,12 +110,14 @@ function runHandler(user, event, ctx) {
       succeed(value) {
         if (!settled) {
           settled = true;
+          running.delete(outcome);
           resolve({ ok: true, value });
         }
       },
       fail(err, logged = false) {
         if (!settled) {
           settled = true;
+          running.delete(outcome);
           // logged now, as the runtime logs it: an Error made of a thrown string has the
           // handler's frames in its stack
           if (!logged) logError('Invoke Error', err);
@@ -121,7 +125,7 @@ function runHandler(user, event, ctx) {
         }
       },
     };
-    current = outcome;
+    running.add(outcome);
     const callback = (err, value) =>
       err !== undefined && err !== null ? outcome.fail(err) : outcome.succeed(value);
     const context = makeContext(ctx, outcome);
@@ -150,7 +154,8 @@ function runHandler(user, event, ctx) {
 // ---------------------------------------------------------------------------------------------
 // The loop.
 
-let current = null; // the outcome of the running invocation, for uncaught errors
+const running = new Set(); // the outcomes of the running invocations, for uncaught errors
+let mode = null; // how many run at once, where their ids live, the requests (concurrency.js)
 let outFd = 4;
 let logError = (label, err) => console.error(label, err); // until the console is patched
 let ready = false;
@@ -184,9 +189,6 @@ function sendResult(id, seal, value) {
 
 async function invoke(user, message, event) {
   const { context: ctx, seal } = message;
-  ids.set(message.id, ctx.tenant_id === null ? undefined : ctx.tenant_id);
-  if (ctx.trace_id) process.env._X_AMZN_TRACE_ID = String(ctx.trace_id);
-  else delete process.env._X_AMZN_TRACE_ID;
   let debugging = null;
   if (message.debug && message.debug.host && message.debug.port) {
     try {
@@ -207,7 +209,6 @@ async function invoke(user, message, event) {
     if (outcome.ok) sendResult(message.id, seal, outcome.value);
     else sendError(message.id, seal, outcome.err, outcome.logged);
   } finally {
-    current = null;
     if (debugging) await debugging.end(); // the bridge, then the inspector: see debug.js
   }
 }
@@ -216,7 +217,8 @@ function fatal(err, label, status) {
   // As Lambda does: the running invocation fails with the error, then the process ends; before
   // `ready` it is the init error.
   logError(label, err);
-  if (current) current.fail(err, true);
+  mode?.input?.destroy(); // closed: an invoke sor writes now is refused, for a new process
+  if (running.size) for (const outcome of [...running]) outcome.fail(err, true);
   else if (!ready) send({ type: 'init_error', error: errorPayload(err) });
   setImmediate(() => process.exit(status));
 }
@@ -325,7 +327,7 @@ async function handle(user, line) {
     send({ type: 'error', id, seal, error: { errorType, errorMessage, stackTrace: [] } });
     return;
   }
-  await invoke(user, parsed.message, parsed.event);
+  await mode.run(parsed.message, () => invoke(user, parsed.message, parsed.event));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -385,16 +387,14 @@ async function main() {
     send({ type: 'init_error', error: errorPayload(err) });
     process.exit(1);
   }
-  let queue = Promise.resolve();
-  readLines(
+  mode = invocations(env, ids);
+  mode.input = readLines(
     inFd,
-    (line) => {
-      queue = queue.then(() => handle(user, line));
-    },
-    () => queue.then(() => process.exit(0)), // sor closed the pipe: we are done
+    (line) => mode.schedule(() => handle(user, line)),
+    () => mode.drained().then(() => process.exit(0)), // sor closed the pipe: we are done
   );
   ready = true;
-  send({ type: 'ready', seal: true }); // it echoes seals (PROTOCOL.md, "The seal")
+  send({ type: 'ready', seal: true, ...mode.ready }); // it echoes seals; its concurrency
 }
 
 main();

@@ -30,8 +30,9 @@ from sor.runtime.context import (
 )
 from sor.runtime.language import LanguageRuntime
 
-if TYPE_CHECKING:  # imported only by functions that have middlewares
+if TYPE_CHECKING:  # imported only by functions that have middlewares (or shared runtimes)
     from sor.middleware.pipeline import Pipeline
+    from sor.runtime.shared import SharedRuntime
 
 _DEBUG_MARK = b'"_debugProxy"'
 # Lambda's Python runtimes up to 3.11 (and every provided.* runtime) escape non-ASCII in JSON.
@@ -62,7 +63,7 @@ class Invoker:
     def __init__(
         self,
         config: Config,
-        language: LanguageRuntime,
+        language: LanguageRuntime | SharedRuntime,
         api: RuntimeApiClient,
         *,
         log: Log,

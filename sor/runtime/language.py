@@ -82,6 +82,7 @@ class LanguageRuntime:
         self._retired = Retired()  # log pumps of killed runtimes, told to stop
         self._loaded = not defer_load
         self._sealed = False  # the running adapter echoes seals (its `ready` said so)
+        self.concurrency = 1  # invocations it takes at once (its `ready` says; PROTOCOL.md)
         self.starts = 0
         self.last_stderr: list[str] = []
 
@@ -92,6 +93,16 @@ class LanguageRuntime:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
+
+    @property
+    def process(self) -> Supervised | None:
+        """The running process (sor.runtime.shared reads it from a thread of its own)."""
+        return self._proc
+
+    @property
+    def sealed(self) -> bool:
+        """Whether the running adapter echoes seals (its `ready` said so)."""
+        return self._sealed
 
     def start(self, deadline: float) -> None:
         """Start the process and wait for `ready` (`spawn`, then `wait_ready`)."""
@@ -170,6 +181,13 @@ class LanguageRuntime:
             # An adapter that echoes seals says so; from then on an answer without the seal is
             # not its answer. One that does not (protocol 1 as first written) is not checked.
             self._sealed = message.get("seal") is True
+            wanted = message.get("concurrency", 1)
+            ok = type(wanted) is int and wanted >= 1
+            if not ok:
+                self.log.warning(
+                    f"{self.name}: ignored its concurrency {wanted!r}: not an integer >= 1"
+                )
+            self.concurrency = wanted if ok else 1
             return True
         if message.get("type") == "init_error":
             self.stop()

@@ -25,7 +25,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from sor.runtime.api import RuntimeApiClient
     from sor.runtime.invocation import Invoker
     from sor.runtime.language import LanguageRuntime
+    from sor.runtime.shared import SharedRuntime
     from sor.runtime.shutdown import Shutdown
     from sor.runtime.slots import Slot
 
@@ -70,7 +71,7 @@ class Runner:
         self.log = log
         self.address = address
         self._api: RuntimeApiClient | None = None
-        self.language: LanguageRuntime | None = None
+        self.language: LanguageRuntime | SharedRuntime | None = None
         self.pipeline: Any = None
         # A signal only sets _stop (init checks it between steps; serving ends the loop after
         # the current answer); once shutting down, signals are ignored.
@@ -82,6 +83,7 @@ class Runner:
         self._stop_r: int | None = None
         self._stop_w: int | None = None
         self._slots: list[Slot] = []  # the workers beyond the first, on Managed Instances
+        self._starting: list[LanguageRuntime] = []  # spawned for them, not yet in a slot
 
     def run(self) -> int:
         """Run until terminated; 0 after SIGTERM, 1 after an init error."""
@@ -162,12 +164,20 @@ class Runner:
             from sor.runtime.slots import slot_count  # after the spawn, as every import here
 
             count = slot_count(self.env, config.runtime, self.log)
-            if count > 1:  # the other slots' runtimes boot alongside the first one
-                self._slots = self._more_slots(config, count - 1)
-            for runtime in (language, *(slot.language for slot in self._slots)):
-                while not runtime.wait_ready(began + INIT_TIMEOUT, self._wake_r):
-                    self._check()  # woken by a signal
-                    self._drain_wakeups()
+            more: list[LanguageRuntime] = []
+            if count > 1 and config.runtime.language == "python":
+                # One invocation per process: the other slots' runtimes boot alongside.
+                more = self._spawn(config, count - 1)
+                self._slots = self._more_slots(config, more)
+                self._starting = []
+            for runtime in (language, *more):
+                self._wait_ready(runtime, began)
+            serving: LanguageRuntime | SharedRuntime = language
+            if count > 1 and config.runtime.language != "python":
+                # The first process's `ready` says how many invocations it takes at once.
+                shared = self._share(config, count, language, began)
+                self.language = serving = shared[0]
+                self._slots = self._more_slots(config, shared[1:])
         except _Terminated:
             raise
         except Exception as exc:  # sor's errors, and its bugs: reported as Lambda expects
@@ -178,7 +188,10 @@ class Runner:
             self.log.error(f"init failed: {error['errorType']}: {error['errorMessage']}")
             self.api.init_error(error, answer.shape)
             return None
-        extra: dict[str, Any] = {"concurrency": count} if count > 1 else {}
+        extra: dict[str, Any] = {}
+        if count > 1:
+            extra["concurrency"] = count
+            extra["processes"] = len({id(slot.language) for slot in self._slots} | {id(serving)})
         self.log.info(
             "init",
             duration_ms=round((time.monotonic() - began) * 1000, 2),
@@ -188,7 +201,7 @@ class Runner:
             runtime_started=started,
             **extra,
         )
-        return Invoker(config, language, api, log=self.log, env=self.env, pipeline=self.pipeline)
+        return Invoker(config, serving, api, log=self.log, env=self.env, pipeline=self.pipeline)
 
     def _guess(self, runtime: type[LanguageRuntime]) -> LanguageRuntime | None:
         """The Python runtime of `_HANDLER`, spawned before the config is even read.
@@ -244,27 +257,61 @@ class Runner:
             self.shutdown = Shutdown(self.address, log=self.log, env=self.env)
             self.shutdown.register()
 
-    def _more_slots(self, config: Config, count: int) -> list[Slot]:
-        """``count`` more workers (sor.runtime.slots), their runtimes spawned, not yet ready."""
-        from sor.middleware.pipeline import Pipeline
-        from sor.runtime.api import RuntimeApiClient
-        from sor.runtime.invocation import Invoker
+    def _spawn(self, config: Config, count: int) -> list[LanguageRuntime]:
+        """``count`` more language runtimes, spawned, not yet ready."""
         from sor.runtime.language import LanguageRuntime
-        from sor.runtime.slots import Slot
 
-        slots: list[Slot] = []
-        self._slots = slots  # stopped on shutdown even when init fails half-way
         for _ in range(count):
             runtime = LanguageRuntime(
                 config.runtime, task_root=config.task_root, env=self.env, log=self.log
             )
+            self._starting.append(runtime)  # stopped on shutdown even when init fails half-way
+            runtime.spawn()
+        return self._starting[-count:] if count else []
+
+    def _wait_ready(self, runtime: LanguageRuntime, began: float) -> None:
+        while not runtime.wait_ready(began + INIT_TIMEOUT, self._wake_r):
+            self._check()  # woken by a signal
+            self._drain_wakeups()
+
+    def _share(
+        self, config: Config, count: int, first: LanguageRuntime, began: float
+    ) -> list[LanguageRuntime | SharedRuntime]:
+        """The runtime of each of ``count`` slots, ``first`` (ready) the first one's: a process
+        per slot, or one for every N slots when its `ready` said it takes N at once."""
+        from functools import partial
+
+        from sor.runtime.language import LanguageRuntime
+        from sor.runtime.slots import process_of_slots, slot_runtimes
+
+        plan = process_of_slots(count, min(first.concurrency, count))
+        runtimes = [first, *self._spawn(config, plan[-1])]
+        for runtime in runtimes[1:]:
+            self._wait_ready(runtime, began)
+        self._starting = []  # the slots own them now (a shared one, its reader thread)
+        make = partial(
+            LanguageRuntime, config.runtime, task_root=config.task_root, env=self.env, log=self.log
+        )
+        return slot_runtimes(runtimes, plan, make)
+
+    def _more_slots(
+        self, config: Config, runtimes: Sequence[LanguageRuntime | SharedRuntime]
+    ) -> list[Slot]:
+        """A worker for each of ``runtimes`` (sor.runtime.slots), beyond the first one."""
+        from sor.middleware.pipeline import Pipeline
+        from sor.runtime.api import RuntimeApiClient
+        from sor.runtime.invocation import Invoker
+        from sor.runtime.slots import Slot
+
+        slots: list[Slot] = []
+        self._slots = slots  # stopped on shutdown even when init fails half-way
+        for runtime in runtimes:
             api = RuntimeApiClient(self.address)
             pipeline = None
             if config.middlewares:
                 pipeline = Pipeline(config.middlewares, log=self.log, env=self.env)
             invoker = Invoker(config, runtime, api, log=self.log, env=self.env, pipeline=pipeline)
             slots.append(Slot(api, runtime, pipeline, invoker))
-            runtime.spawn()
             if pipeline is not None:
                 pipeline.start()
         return slots
@@ -331,9 +378,12 @@ class Runner:
     def _shutdown(self) -> None:
         if self.shutdown is not None and self._signalled_at is not None:
             # the shutdown hooks, then every runtime's SIGTERM within Lambda's time
-            runtimes = [slot.language for slot in self._slots]
+            runtimes = [*self._starting, *(slot.language for slot in self._slots)]
             runtimes += [self.language] if self.language is not None else []
-            self.shutdown.run(self.pipeline, self._signalled_at, runtimes)
+            unique = list({id(runtime): runtime for runtime in runtimes}.values())  # shared ones
+            self.shutdown.run(self.pipeline, self._signalled_at, unique)
+        for runtime in self._starting:
+            runtime.stop()
         for slot in self._slots:
             slot.close()
         if self.language is not None:

@@ -20,6 +20,7 @@ from sor.runtime.extension import Extension, ExtensionError
 if TYPE_CHECKING:
     from sor.middleware.pipeline import Pipeline
     from sor.runtime.language import LanguageRuntime
+    from sor.runtime.shared import SharedRuntime
 
 SHUTDOWN_TIME = 0.5  # what Lambda gives a runtime with an internal extension, from its SIGTERM
 EXIT_MARGIN = 0.05  # kept for sor's own exit once the language runtime has gone
@@ -67,7 +68,7 @@ class Shutdown:
         self,
         pipeline: Pipeline | None,
         signalled_at: float,
-        runtimes: Sequence[LanguageRuntime],
+        runtimes: Sequence[LanguageRuntime | SharedRuntime],
     ) -> None:
         """Run the `shutdown` hooks, then stop ``runtimes`` (SIGTERM, all at once) within the
         rest of Lambda's time; stopped, they stay stopped (a second `stop` does nothing)."""
