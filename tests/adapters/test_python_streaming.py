@@ -312,3 +312,22 @@ def test_the_first_chunk_leaves_while_the_generator_still_runs(tmp_path: Path) -
         go.write_text("")
         assert base64.b64decode(adapter.recv()["data"]) == b"second"
         assert adapter.recv()["type"] == "end"
+
+
+def test_the_server_sent_events_example_streams_its_events(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "streaming" / "app.py"
+    write_files(tmp_path, {"app.py": example.read_text()})  # the adapter logs in its task root
+    adapter = Adapter([sys.executable, str(PYTHON_RUNTIME)], tmp_path, "app.handler")
+    with adapter:
+        assert adapter.ready() == {"type": "ready", "seal": True}
+        page = {"rawPath": "/", "queryStringParameters": None}
+        _invoke(adapter, page)
+        [answer] = _answer(adapter)
+        assert answer["result"]["headers"] == {"content-type": "text/html"}
+        assert "new EventSource" in answer["result"]["body"]
+        _invoke(adapter, {"rawPath": "/events", "queryStringParameters": {"count": "2"}}, "r2")
+        messages = _answer(adapter, "r2")
+        assert messages[0]["prelude"]["headers"]["content-type"] == "text/event-stream"
+        events = [base64.b64decode(m["data"]).decode() for m in messages[1:-1]]
+        assert [e.split(":")[0] for e in events] == ["data", "data", "event"]
+        assert all(e.endswith("\n\n") for e in events) and messages[-1]["type"] == "end"
