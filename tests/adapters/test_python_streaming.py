@@ -85,7 +85,7 @@ def bad_status(event, context):
     return {"statusCode": "200", "body": iter(["x"])}
 
 def bad_key(event, context):
-    return {"statusCode": 200, "isBase64Encoded": True, "body": iter(["x"])}
+    return {"statusCode": 200, "isBase64Encoded": True, 7: None, "body": iter(["x"])}
 
 def slow(event, context):
     yield "first"
@@ -280,7 +280,7 @@ def test_a_bad_chunk_mid_stream_ends_it_and_closes_the_generator(tmp_path: Path)
 
 @pytest.mark.parametrize(
     ("handler", "words"),
-    [("bad_status", "statusCode must be an int"), ("bad_key", "'isBase64Encoded'")],
+    [("bad_status", "statusCode must be an int"), ("bad_key", "key(s) 'isBase64Encoded', 7:")],
 )
 def test_a_bad_http_response_is_an_error_before_streaming(
     tmp_path: Path, handler: str, words: str

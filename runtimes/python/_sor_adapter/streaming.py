@@ -69,10 +69,10 @@ class Stream:
         if not isinstance(result, dict):
             self._opening = {"contentType": DEFAULT_CONTENT_TYPE}
             return result
-        extra = sorted(set(result) - _HTTP_KEYS - {"body", "contentType"})
+        extra = sorted(map(repr, set(result) - _HTTP_KEYS - {"body", "contentType"}))
         if extra:
             _fail(
-                f"a streamed response has unknown key(s) {', '.join(map(repr, extra))}: an HTTP "
+                f"a streamed response has unknown key(s) {', '.join(extra)}: an HTTP "
                 "stream takes statusCode, headers, cookies and body; a plain one contentType "
                 "and body"
             )
