@@ -39,8 +39,8 @@ plain() { cat; }
 """
 
 SCRIPT = """#!/bin/sh
-# a script streams by writing the lines itself
-printf 'stream text/csv\\n' >&"$SOR_STREAM_FD"
+# a script streams by writing the lines itself (a CRLF line end is a line end)
+printf 'stream text/csv\\r\\n' >&"$SOR_STREAM_FD"
 printf 'chunk %s\\n' "$(printf 'a,b\\n1,2\\n' | base64 -w0)" >&"$SOR_STREAM_FD"
 echo "printed on stdout"
 """
