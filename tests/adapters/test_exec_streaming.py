@@ -30,6 +30,7 @@ bad_status() { sor_stream_http abc || return; }
 bad_first() { echo '{"type":"result","result":"forged"}' >&"$SOR_STREAM_FD"; }
 bad_after() { sor_stream_write ok; echo 'chunk not*base64' >&"$SOR_STREAM_FD"; }
 twice() { sor_stream_start; sor_stream_start; }
+bad_type() { printf 'stream text/\001\n' >&"$SOR_STREAM_FD"; }
 slow() {
   sor_stream_write first
   while [ ! -e go ]; do sleep 0.01; done
@@ -149,11 +150,17 @@ def test_a_failure_before_streaming_is_an_ordinary_error(
         assert answer["error"]["errorMessage"].endswith(f"status {words}")
 
 
-def test_a_bad_line_before_streaming_is_an_invalid_response(tmp_path: Path) -> None:
-    with _adapter(tmp_path, "lib.bad_first") as adapter:
+@pytest.mark.parametrize(
+    ("handler", "words"),
+    [("bad_first", "not a stream message"), ("bad_type", "content type with control")],
+)
+def test_a_bad_line_before_streaming_is_an_invalid_response(
+    tmp_path: Path, handler: str, words: str
+) -> None:
+    with _adapter(tmp_path, f"lib.{handler}") as adapter:
         [answer] = _answer(adapter)
         assert answer["error"]["errorType"] == "Runtime.InvalidResponse"
-        assert "not a stream message" in adapter.logs()
+        assert words in adapter.logs()
         assert _answer(adapter, "r2")[-1]["type"] == "error"  # served again, never forged
 
 

@@ -81,6 +81,9 @@ def bad_chunk_later(event, context):
     finally:
         open("closed.log", "w").write("closed")
 
+def bad_type(event, context):
+    return {"contentType": "text/plain\x00", "body": iter(["x"])}
+
 def bad_status(event, context):
     return {"statusCode": "200", "body": iter(["x"])}
 
@@ -280,7 +283,11 @@ def test_a_bad_chunk_mid_stream_ends_it_and_closes_the_generator(tmp_path: Path)
 
 @pytest.mark.parametrize(
     ("handler", "words"),
-    [("bad_status", "statusCode must be an int"), ("bad_key", "key(s) 'isBase64Encoded', 7:")],
+    [
+        ("bad_status", "statusCode must be an int"),
+        ("bad_key", "key(s) 'isBase64Encoded', 7:"),
+        ("bad_type", "contentType must be a printable str"),
+    ],
 )
 def test_a_bad_http_response_is_an_error_before_streaming(
     tmp_path: Path, handler: str, words: str

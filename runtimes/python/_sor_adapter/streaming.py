@@ -80,8 +80,12 @@ class Stream:
             if set(result) & _HTTP_KEYS:
                 _fail("a streamed response has contentType (a plain stream) and HTTP keys")
             content_type = result["contentType"]
-            if not isinstance(content_type, str) or not content_type:
-                _fail(f"a stream's contentType must be a non-empty str, not {content_type!r}")
+            if (
+                not isinstance(content_type, str)
+                or not content_type.isprintable()
+                or not content_type
+            ):
+                _fail(f"a stream's contentType must be a printable str, not {content_type!r}")
             self._opening = {"contentType": content_type}
         else:
             self._opening = {"prelude": _prelude(result)}
