@@ -179,7 +179,11 @@ class Server:
                 event = to_cloudevent(event)
             result = self.handler(event, LambdaContext(ctx))
             if hasattr(result, "__await__"):
-                result = self._await(result)
+                result = self.run_async(result)
+            if _streamed(result):
+                from _sor_adapter.streaming import Stream  # only streaming handlers pay for it
+
+                return Stream(self.write, self.run_async, request_id, seal, self.env).answer(result)
             if self.cloudevent and hasattr(result, "get_specversion"):
                 from _sor_adapter.events import from_cloudevent
 
@@ -195,7 +199,7 @@ class Server:
             answer["xray"] = xray
             return _encode(answer)
 
-    def _await(self, awaitable):
+    def run_async(self, awaitable):
         import asyncio  # only async handlers pay for asyncio
 
         if self._loop is None:
@@ -209,6 +213,14 @@ class Server:
 _ID = rb'\{"type":"invoke","id":"([^"\\]{1,200})"'
 # ... and its seal, from its last bytes (sor writes the seal last).
 _SEAL = rb'"seal"\s*:\s*"([0-9a-f]{1,64})"\s*\}\s*$'
+
+
+def _streamed(result):
+    """True for an answer to stream: an iterator, an async iterator, or a dict whose body is one
+    (PROTOCOL.md, "streaming"; str, bytes, dict and list have no ``__next__``)."""
+    if isinstance(result, dict):
+        result = result.get("body")
+    return hasattr(result, "__next__") or hasattr(result, "__anext__")
 
 
 def _answer(kind, request_id, seal, value):
