@@ -28,6 +28,7 @@ class ResponseStream extends Writable {
     this._contentType = DEFAULT_CONTENT_TYPE;
     this._opened = false;
     this._failing = false; // ending because the invocation failed: no `end` message
+    this._endSent = false; // the answer is whole
     this._onBeforeFirstWrite = undefined; // as the runtime's, for code that sets it itself
   }
 
@@ -52,6 +53,18 @@ class ResponseStream extends Writable {
     if (typeof chunk !== 'string' && !Buffer.isBuffer(chunk) && chunk?.constructor !== Uint8Array) {
       chunk = JSON.stringify(chunk);
     }
+    if (this.writableEnded && !this.destroyed) {
+      // As the runtime's request: an 'error', and the stream still finishes (Writable's own
+      // check would leave it errored, never finished: the answer would never end).
+      const err = new Error('write after end');
+      err.code = 'ERR_STREAM_WRITE_AFTER_END';
+      process.nextTick(() => {
+        if (typeof encoding === 'function') encoding(err);
+        else if (typeof callback === 'function') callback(err);
+        this.emit('error', err);
+      });
+      return false;
+    }
     this._open();
     return super.write(chunk, encoding, callback);
   }
@@ -75,6 +88,7 @@ class ResponseStream extends Writable {
   _final(callback) {
     if (this._failing) return callback();
     this._open(); // end() without a write: an empty stream
+    this._endSent = true;
     this._wire.send({ type: 'end' }, () => callback());
   }
 
@@ -82,12 +96,19 @@ class ResponseStream extends Writable {
   // `now`: at once, dropping what is still buffered (the process is about to end).
   _fail(now, then) {
     this._failing = true;
-    if (now || !this._opened || this.destroyed || this.writableFinished) {
+    if (now || !this._opened || this.destroyed) {
       this.destroy();
       then();
       return;
     }
-    this.once('close', then);
+    let called = false;
+    const once = () => {
+      if (called) return;
+      called = true;
+      then();
+    };
+    this.once('finish', once);
+    this.once('close', once); // destroyed meanwhile
     super.end();
   }
 }
@@ -126,14 +147,14 @@ function runStreaming(user, event, ctx, wire) {
       resolve({ ok: true, streamed: true });
     };
     const succeedIfDone = () => {
-      if (handlerDone && stream.writableFinished && !stream._failing) succeed();
+      if (handlerDone && stream._endSent) succeed();
     };
     const outcome = {
       // `fatal`: from the uncaught-error handlers, which logged it; the process ends right after
       fail(err, fatal = false) {
         if (!fatal) wire.logError('Invoke Error', err);
         if (settled) return;
-        if (stream.writableEnded && !stream._failing) {
+        if (stream._endSent || (stream.writableEnded && !stream.destroyed && !stream._failing)) {
           // after the handler's end() the answer is whole, as under the runtime: only logged
           succeedIfDone();
           return;
@@ -147,9 +168,8 @@ function runStreaming(user, event, ctx, wire) {
     // a stream destroyed with an error (pipeline() from a Readable that failed) fails it
     stream.on('error', (err) => outcome.fail(err));
     stream.on('close', () => {
-      if (!stream.writableFinished && !stream._failing) {
-        outcome.fail(new Error('Response stream is not finished.'));
-      }
+      if (stream._endSent) succeedIfDone();
+      else if (!stream._failing) outcome.fail(new Error('Response stream is not finished.'));
     });
     const context = makeContext(ctx, outcome);
     delete context.succeed; // a streaming context has no succeed, fail or done, as Lambda's
