@@ -14,6 +14,14 @@ const HTTP_INTEGRATION = 'application/vnd.awslambda.http-integration-response';
 const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 const CHUNK_BYTES = 1 << 20; // the protocol's most bytes per chunk message
 
+// The handler is called as a method of this, as the runtime calls this.handler(...): its stack
+// frames read "at Runtime.handler" as on Lambda.
+class Runtime {
+  constructor(handler) {
+    this.handler = handler;
+  }
+}
+
 class InvalidStreamingOperation extends Error {}
 InvalidStreamingOperation.prototype.name = 'Runtime.InvalidStreamingOperation';
 
@@ -179,7 +187,7 @@ function runStreaming(user, event, ctx, wire) {
       const baseline = process.getActiveResourcesInfo().length;
       let returned;
       try {
-        returned = user.handler(event, stream, context); // "at Runtime.handler", as there
+        returned = new Runtime(user.handler).handler(event, stream, context);
       } catch (err) {
         handlerDone = true;
         outcome.fail(err);
