@@ -9,8 +9,7 @@
 const { openAnswers, privateFd, readLines } = require('./channel.js');
 const { UnhandledPromiseRejection, errorPayload, xrayCause } = require('./errors.js');
 const { makeContext } = require('./context.js');
-const { loadHandler } = require('./loader.js');
-const { installGlobal, isStreaming } = require('./awslambda.js');
+const { installGlobal, isStreaming, loadHandler } = require('./loader.js');
 const { ids, patchConsole } = require('./logs.js');
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@
 // turns into the error trailers. Loaded at the first streaming invocation only.
 
 const { Writable } = require('stream');
-const { highWaterMark } = require('./awslambda.js');
+const { InvalidStreamingOperation } = require('./errors.js');
+const { highWaterMark } = require('./loader.js');
 const { makeContext } = require('./context.js');
 
 const HTTP_INTEGRATION = 'application/vnd.awslambda.http-integration-response';
@@ -21,9 +22,6 @@ class Runtime {
     this.handler = handler;
   }
 }
-
-class InvalidStreamingOperation extends Error {}
-InvalidStreamingOperation.prototype.name = 'Runtime.InvalidStreamingOperation';
 
 // The responseStream a streaming handler writes to. `wire` is the invocation's side of the
 // answer descriptor: send(message, done) queues one protocol message of this invoke (done: once
