@@ -91,6 +91,13 @@ class ResponseStream extends Writable {
     }
   }
 
+  // What was written while the pipe was full goes out together: fewer, fuller chunk messages
+  // (each still at most 1 MiB), nothing held back that could have been sent.
+  _writev(entries, callback) {
+    const chunks = entries.map((entry) => entry.chunk);
+    this._write(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), null, callback);
+  }
+
   _final(callback) {
     if (this._failing) return callback();
     this._open(); // end() without a write: an empty stream
