@@ -14,6 +14,8 @@ const { makeContext } = require('./context.js');
 const HTTP_INTEGRATION = 'application/vnd.awslambda.http-integration-response';
 const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 const CHUNK_BYTES = 1 << 20; // the protocol's most bytes per chunk message
+// The runtime's failure when a handler is done and its stream is not (a string, as it passes it)
+const NOT_FINISHED = 'Response stream is not finished.';
 
 // The handler is called as a method of this, as the runtime calls this.handler(...): its stack
 // frames read "at Runtime.handler" as on Lambda.
@@ -140,10 +142,11 @@ function httpResponseStream(underlyingStream, prelude) {
   return underlyingStream;
 }
 
-// Runs a streaming handler (user.handler); resolves with {ok: true, streamed: true} once the stream ended (its
-// `end` is written) and the handler settled, or {ok: false, err, logged} for the `error` answer,
-// written by the caller after every chunk. `wire`: id and seal, write(line, done) on the
-// answer descriptor, track(outcome) (for the uncaught-error handlers), logError, whenDrained.
+// Runs a streaming user.handler; resolves with {ok: true, streamed: true} once the stream ended
+// (its `end` is queued) and the handler settled, or {ok: false, err, logged} for the `error`
+// answer, which the caller writes after every chunk. `wire`: id and seal, write(line, done) on
+// the answer descriptor, track(outcome) (for the uncaught-error handlers), logError,
+// whenDrained.
 function runStreaming(user, event, ctx, wire) {
   return new Promise((resolve) => {
     let settled = false; // the answer is decided
@@ -178,11 +181,14 @@ function runStreaming(user, event, ctx, wire) {
     };
     wire.track(outcome);
     stream.on('finish', succeedIfDone);
-    // a stream destroyed with an error (pipeline() from a Readable that failed) fails it
-    stream.on('error', (err) => outcome.fail(err));
+    // A stream destroyed with an error (pipeline() from a Readable that failed) fails the
+    // invocation; once it is answered, the stream's errors (writes after it) concern nobody.
+    stream.on('error', (err) => {
+      if (!settled) outcome.fail(err);
+    });
     stream.on('close', () => {
       if (stream._endSent) succeedIfDone();
-      else if (!stream._failing) outcome.fail(new Error('Response stream is not finished.'));
+      else if (!stream._failing) outcome.fail(NOT_FINISHED); // destroyed by the handler
     });
     const context = makeContext(ctx, outcome);
     delete context.succeed; // a streaming context has no succeed, fail or done, as Lambda's
@@ -212,7 +218,7 @@ function runStreaming(user, event, ctx, wire) {
           // once nothing is left that could, it fails as the runtime's check says.
           if (!stream.writableEnded) {
             wire.whenDrained(baseline, () => settled || stream.writableEnded, () =>
-              outcome.fail('Response stream is not finished.'),
+              outcome.fail(NOT_FINISHED),
             );
           }
         },
