@@ -411,3 +411,24 @@ exports.handler[Symbol.for('aws.lambda.runtime.handler.streaming')] = 'request';
     assert message["type"] == "init_error"
     assert message["error"]["errorType"] == "Runtime.MalformedStreamingHandler"
     assert message["error"]["errorMessage"] == "Only response streaming is supported."
+
+
+def test_the_server_sent_events_example(tmp_path: Path) -> None:
+    # examples/streaming-node, as a function URL event reaches it: a page at /, events at /events
+    example = Path(__file__).resolve().parents[2] / "examples" / "streaming-node"
+    shutil.copy(example / "index.js", tmp_path)  # the adapter's logs are written in its root
+    events = {"rawPath": "/events", "queryStringParameters": {"count": "2"}}
+    with start("node", tmp_path, "index.handler") as adapter:
+        assert adapter.ready()["type"] == "ready"
+        page = stream_of(adapter, {"rawPath": "/"})
+        send_invoke(adapter, "req-2", events)
+        head, first = adapter.recv(), adapter.recv()
+        rest = collect(adapter, "req-2")
+    assert page[0]["prelude"] == {"statusCode": 200, "headers": {"content-type": "text/html"}}
+    assert b"new EventSource" in body(page)
+    assert head["prelude"]["headers"]["content-type"] == "text/event-stream"
+    # the first event comes on its own, a second before the next one is written
+    assert base64.b64decode(first["data"]).startswith(b'data: {"tick":0,')
+    text = body(rest).decode()
+    assert text.startswith('data: {"tick":1,') and text.endswith("event: done\ndata: bye\n\n")
+    assert kinds(rest)[-1] == "end"
