@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from support.runtime_matrix import write_files
-from support.stream_api import StreamApiServer, StreamedAnswer, _StreamHandler
+from support.stream_api import StreamApiServer, StreamedAnswer
 from test_node_ric import RIC, run_bootstrap, scrub
 
 
@@ -35,21 +35,6 @@ pytestmark = [
 def ric_installed() -> None:
     if not RIC.exists():  # not a skip: the comparison would compare nothing
         pytest.fail(f"aws-lambda-ric is not installed in {RIC.parents[2]}: make node-deps")
-
-
-class _DeclaredTrailers(_StreamHandler):
-    """Records every `Trailer` field line (aws-lambda-ric sends one per name; the recorded
-    headers, a dict, would keep only the last), joined as one list, as HTTP reads them."""
-
-    def _read_stream(self, answer: StreamedAnswer) -> None:
-        for name in [k for k in answer.headers if k.lower() == "trailer"]:
-            del answer.headers[name]
-        answer.headers["Trailer"] = ", ".join(self.headers.get_all("Trailer") or [])
-        super()._read_stream(answer)
-
-
-class TrailerServer(StreamApiServer):
-    handler = _DeclaredTrailers
 
 
 HANDLERS = r"""
@@ -122,7 +107,7 @@ _MATTERS = ("Lambda-Runtime-Function-Response-Mode", "Content-Type", "Transfer-E
 
 
 def streamed(kind: str, root: Path, handler: str, event: Any) -> StreamedAnswer:
-    run = run_bootstrap(kind, root, handler, [event], server_class=TrailerServer)
+    run = run_bootstrap(kind, root, handler, [event], server_class=StreamApiServer)
     (answer,) = run.answers
     assert isinstance(answer, StreamedAnswer), (
         f"{kind}: not streamed: {answer.kind} {answer.body!r}"
@@ -197,7 +182,7 @@ def test_an_error_before_the_first_byte_is_an_ordinary_error_answer(root: Path) 
     # runs, so it posts an empty stream with the error trailers; sor's protocol has the adapter
     # open it at the first write, so the same ERROR comes as an ordinary error answer.
     ric = streamed("ric", root, "index.early", {})
-    (sor,) = run_bootstrap("sor", root, "index.early", [{}], server_class=TrailerServer).answers
+    (sor,) = run_bootstrap("sor", root, "index.early", [{}], server_class=StreamApiServer).answers
     assert ric.body == b"" and ric.error_type == "OrderError"
     assert sor.kind == "error" and not isinstance(sor, StreamedAnswer)
     assert sor.headers.get("Lambda-Runtime-Function-Error-Type") == "OrderError"
