@@ -257,6 +257,27 @@ exports.handler = awslambda.streamifyResponse(async (event, stream) => {
     assert kinds(again) == ["stream", "chunk", "error"]
 
 
+def test_what_waits_for_a_full_pipe_goes_out_before_the_error(tmp_path: Path) -> None:
+    # 3 MiB written while the test does not read, then a throw: the bytes still queued in the
+    # stream leave first, in order, then the error (as the runtime's request sends its buffer
+    # before the trailers)
+    source = """
+exports.handler = awslambda.streamifyResponse(async (event, stream) => {
+  for (let i = 0; i < 48; i++) stream.write(Buffer.alloc(65536, i));
+  throw new RangeError('after queued writes');
+});
+"""
+    with adapter_for(tmp_path, source) as adapter:
+        send_invoke(adapter)
+        time.sleep(0.5)
+        messages = collect(adapter)
+        again = stream_of(adapter, request_id="req-2")
+    assert kinds(messages) == ["stream", "chunk", "error"]
+    assert body(messages) == b"".join(bytes([i]) * 65536 for i in range(48))
+    assert messages[-1]["error"]["errorMessage"] == "after queued writes"
+    assert body(again) == body(messages)
+
+
 def test_an_error_after_end_is_only_logged(tmp_path: Path) -> None:
     source = """
 exports.handler = awslambda.streamifyResponse(async (event, stream) => {
@@ -352,19 +373,34 @@ exports.handler = awslambda.streamifyResponse(async (event, stream) => {
         assert messages[-1]["error"]["errorMessage"] == "Cannot set content-type, too late."
 
 
-def test_an_uncaught_exception_mid_stream_fails_it_and_ends_the_process(tmp_path: Path) -> None:
-    source = """
-exports.handler = awslambda.streamifyResponse(async (event, stream) => {
+@pytest.mark.parametrize(
+    ("failure", "error_type", "status"),
+    [
+        ("setTimeout(() => { throw new SyntaxError('from a timer'); }, 10)", "SyntaxError", 129),
+        (
+            "Promise.reject(new Error('nobody catches this'))",
+            "Runtime.UnhandledPromiseRejection",
+            128,
+        ),
+    ],
+)
+def test_an_uncaught_failure_mid_stream_fails_it_and_ends_the_process(
+    tmp_path: Path, failure: str, error_type: str, status: int
+) -> None:
+    source = f"""
+exports.handler = awslambda.streamifyResponse(async (event, stream) => {{
   stream.write('before');
-  setTimeout(() => { throw new SyntaxError('from a timer'); }, 10);
-  await new Promise(() => {});
-});
+  await new Promise((r) => setTimeout(r, 10));
+  {failure};
+  await new Promise(() => {{}});
+}});
 """
     with adapter_for(tmp_path, source) as adapter:
         messages = stream_of(adapter)
-        assert adapter.child.wait(5) == 129
+        assert adapter.child.wait(5) == status
     assert kinds(messages) == ["stream", "chunk", "error"]
-    assert messages[-1]["error"]["errorType"] == "SyntaxError"
+    assert body(messages) == b"before"
+    assert messages[-1]["error"]["errorType"] == error_type
 
 
 def test_streaming_and_plain_handlers_in_one_module(tmp_path: Path) -> None:
