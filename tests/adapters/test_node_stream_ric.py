@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from support.runtime_matrix import write_files
 from support.stream_api import StreamApiServer, StreamedAnswer
-from test_node_ric import RIC, run_bootstrap, scrub
+from test_node_ric import RIC, Run, records, run_bootstrap, scrub
 
 
 def _sor_streams() -> bool:
@@ -98,6 +98,11 @@ exports.late = awslambda.streamifyResponse(async (event, responseStream) => {
   throw new OrderError('failed after the first byte');
 });
 
+exports.returns = awslambda.streamifyResponse(async (event, responseStream) => {
+  responseStream.end('done');
+  if (event.value) return { ignored: true }; // logged as ignored
+});
+
 exports.early = awslambda.streamifyResponse(async (event, responseStream) => {
   throw new OrderError('failed before the first byte');
 });
@@ -106,20 +111,24 @@ exports.early = awslambda.streamifyResponse(async (event, responseStream) => {
 _MATTERS = ("Lambda-Runtime-Function-Response-Mode", "Content-Type", "Transfer-Encoding")
 
 
-def streamed(kind: str, root: Path, handler: str, event: Any) -> StreamedAnswer:
-    run = run_bootstrap(kind, root, handler, [event], server_class=StreamApiServer)
-    (answer,) = run.answers
+def streamed(kind: str, root: Path, handler: str, *events: Any) -> tuple[StreamedAnswer, Run]:
+    """The first answer to ``events`` (one by default), which must be streamed, and the run.
+    A second event makes sure what the first invocation logged after its answer is logged."""
+    run = run_bootstrap(kind, root, handler, list(events or [{}]), server_class=StreamApiServer)
+    answer = run.answers[0]
     assert isinstance(answer, StreamedAnswer), (
         f"{kind}: not streamed: {answer.kind} {answer.body!r}"
     )
     assert answer.problems == [], answer.problems
-    return answer
+    return answer, run
 
 
-def on_the_wire(answer: StreamedAnswer, root: Path) -> dict[str, Any]:
-    """What must be the same: the headers that matter, the trailer names, the body, the ERROR."""
+def on_the_wire(answer: StreamedAnswer, run: Run, root: Path) -> dict[str, Any]:
+    """What must be the same: the headers that matter, the trailer names, the body, the ERROR,
+    and what the runtime logged (the `Invoke Error` record, the warning)."""
     error = answer.error()
     return {
+        "logged": records(run, root),
         "kind": answer.kind,
         "headers": {name: answer.header(name) for name in _MATTERS},
         "trailer": [name.strip() for name in (answer.header("Trailer") or "").split(",")],
@@ -135,22 +144,23 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("handler", "event"),
+    ("handler", "events"),
     [
-        ("index.plain", {}),
-        ("index.sse", {}),
-        ("index.piped", {}),
-        ("index.binary", {}),
-        ("index.empty", {}),
-        ("index.late", {"http": False}),
-        ("index.late", {"http": True}),
+        ("index.plain", [{}]),
+        ("index.sse", [{}]),
+        ("index.piped", [{}]),
+        ("index.binary", [{}]),
+        ("index.empty", [{}]),
+        ("index.late", [{"http": False}]),
+        ("index.late", [{"http": True}]),
+        ("index.returns", [{"value": True}, {}]),  # its warning is logged after its answer
     ],
 )
 def test_the_same_stream_on_the_wire_as_aws_lambda_ric(
-    root: Path, handler: str, event: Any
+    root: Path, handler: str, events: list[Any]
 ) -> None:
-    ric = on_the_wire(streamed("ric", root, handler, event), root)
-    sor = on_the_wire(streamed("sor", root, handler, event), root)
+    ric = on_the_wire(*streamed("ric", root, handler, *events), root)
+    sor = on_the_wire(*streamed("sor", root, handler, *events), root)
     assert sor == ric
     # what is compared is what it should be (no comparison of two empty recordings)
     assert ric["headers"]["Lambda-Runtime-Function-Response-Mode"] == "streaming"
@@ -162,7 +172,7 @@ def test_the_same_stream_on_the_wire_as_aws_lambda_ric(
 
 
 def test_the_prelude_on_the_wire(root: Path) -> None:
-    answer = streamed("sor", root, "index.sse", {})
+    answer, _ = streamed("sor", root, "index.sse")
     assert answer.header("Content-Type") == "application/vnd.awslambda.http-integration-response"
     prelude, rest = answer.prelude()
     assert prelude == {
@@ -181,10 +191,12 @@ def test_an_error_before_the_first_byte_is_an_ordinary_error_answer(root: Path) 
     # Deliberately not the same transport: aws-lambda-ric opens the stream before the handler
     # runs, so it posts an empty stream with the error trailers; sor's protocol has the adapter
     # open it at the first write, so the same ERROR comes as an ordinary error answer.
-    ric = streamed("ric", root, "index.early", {})
-    (sor,) = run_bootstrap("sor", root, "index.early", [{}], server_class=StreamApiServer).answers
+    ric, ric_run = streamed("ric", root, "index.early")
+    sor_run = run_bootstrap("sor", root, "index.early", [{}], server_class=StreamApiServer)
+    (sor,) = sor_run.answers
     assert ric.body == b"" and ric.error_type == "OrderError"
     assert sor.kind == "error" and not isinstance(sor, StreamedAnswer)
     assert sor.headers.get("Lambda-Runtime-Function-Error-Type") == "OrderError"
     assert scrub(sor.json(), root) == scrub(ric.error(), root)
     assert base64.b64decode(ric.trailer("Lambda-Runtime-Function-Error-Body") or "")
+    assert records(sor_run, root) == records(ric_run, root) != []  # the same Invoke Error
