@@ -167,10 +167,8 @@ async function invoke(user, message, event) {
     } catch (err) {
       outcome = { ok: false, err };
     }
-    if (outcome.ok) {
-      if (!outcome.streamed) sendResult(message.id, seal, outcome.value); // else `end` was sent
-    }
-    else sendError(message.id, seal, outcome.err, outcome.logged);
+    if (!outcome.ok) sendError(message.id, seal, outcome.err, outcome.logged);
+    else if (!outcome.streamed) sendResult(message.id, seal, outcome.value); // a stream sent `end`
   } finally {
     current = null;
     if (debugging) await debugging.end(); // the bridge, then the inspector: see debug.js
