@@ -17,6 +17,8 @@ const HandlerNotFound = lambdaError('HandlerNotFound');
 const MalformedHandlerName = lambdaError('MalformedHandlerName');
 const UserCodeSyntaxError = lambdaError('UserCodeSyntaxError');
 const UnhandledPromiseRejection = lambdaError('UnhandledPromiseRejection');
+const MalformedStreamingHandler = lambdaError('MalformedStreamingHandler');
+const InvalidStreamingOperation = lambdaError('InvalidStreamingOperation');
 
 // DEL is not allowed in an HTTP header: the runtime writes it as %7F, in bodies too.
 const noDel = (text) => text.replace(/\x7F/g, '%7F');
@@ -123,6 +125,8 @@ module.exports = {
   MalformedHandlerName,
   UserCodeSyntaxError,
   UnhandledPromiseRejection,
+  MalformedStreamingHandler,
+  InvalidStreamingOperation,
   errorPayload,
   intoError,
   toFormatted,

@@ -3,7 +3,11 @@
 // Lambda runtime (aws-lambda-ric 3.3.0, UserFunction.js) does, in its order: the file without an
 // extension (always CommonJS), FILE.js (CommonJS, or an ES module under a "type": "module"
 // package.json), FILE.mjs, FILE.cjs, then a package resolved as Node resolves one (node_modules,
-// NODE_PATH); with Lambda's error names for what can go wrong.
+// NODE_PATH); with Lambda's error names for what can go wrong. Also the global `awslambda` the
+// handler's module may use as it loads (UserFunction.js): streamifyResponse marks a handler as
+// streaming with the runtime's own symbols (libraries that set them directly work too), and
+// HttpResponseStream.from, whose response stream (streaming.js) is loaded at the first
+// streaming invocation only.
 
 const fs = require('fs');
 const path = require('path');
@@ -12,6 +16,7 @@ const {
   HandlerNotFound,
   ImportModuleError,
   MalformedHandlerName,
+  MalformedStreamingHandler,
   UserCodeSyntaxError,
 } = require('./errors.js');
 
@@ -91,4 +96,48 @@ async function loadHandler(appRoot, handlerString) {
   return func;
 }
 
-module.exports = { loadHandler };
+// ---------------------------------------------------------------------------------------------
+// The global `awslambda`.
+
+const STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+const HIGH_WATER_MARK = Symbol.for('aws.lambda.runtime.handler.streaming.highWaterMark');
+const STREAM_RESPONSE = 'response';
+
+class HttpResponseStream {
+  // the stream, with the HTTP response's status, headers and cookies (streaming.js)
+  static from(underlyingStream, prelude) {
+    return require('./streaming.js').httpResponseStream(underlyingStream, prelude);
+  }
+}
+
+function streamifyResponse(handler, options) {
+  handler[STREAMING] = STREAM_RESPONSE;
+  if (typeof (options && options.highWaterMark) === 'number') {
+    handler[HIGH_WATER_MARK] = parseInt(options.highWaterMark);
+  }
+  return handler;
+}
+
+// As the runtime: AWS_LAMBDA_NODEJS_NO_GLOBAL_AWSLAMBDA=1 (or true) leaves the global unset.
+function installGlobal(env) {
+  const off = env.AWS_LAMBDA_NODEJS_NO_GLOBAL_AWSLAMBDA;
+  if (off === '1' || off === 'true') return;
+  globalThis.awslambda = { streamifyResponse, HttpResponseStream };
+}
+
+// Whether the loaded handler streams; a mark other than "response" fails the init as it does
+// under the runtime.
+function isStreaming(handler) {
+  const mark = handler[STREAMING];
+  if (mark === undefined || mark === null || mark === false) return false;
+  if (mark === STREAM_RESPONSE) return true;
+  throw new MalformedStreamingHandler('Only response streaming is supported.');
+}
+
+// The highWaterMark the handler asked for (streamifyResponse's options), or undefined.
+function highWaterMark(handler) {
+  const value = parseInt(handler[HIGH_WATER_MARK]);
+  return Number.isNaN(value) ? undefined : value;
+}
+
+module.exports = { highWaterMark, installGlobal, isStreaming, loadHandler };

@@ -6,42 +6,15 @@
 // function's logs, written as Node's Lambda runtime writes them (logs.js). Remote debugging
 // (debug.js, bridge.js) is loaded only when asked for.
 
-const fs = require('fs');
-const net = require('net');
+const { openAnswers, privateFd, readLines } = require('./channel.js');
 const { UnhandledPromiseRejection, errorPayload, xrayCause } = require('./errors.js');
 const { makeContext } = require('./context.js');
-const { loadHandler } = require('./loader.js');
+const { installGlobal, isStreaming, loadHandler } = require('./loader.js');
 const { ids, patchConsole } = require('./logs.js');
 const { invocations } = require('./concurrency.js');
 
 // ---------------------------------------------------------------------------------------------
 // The protocol channel.
-
-// Reopen an inherited pipe as a new close-on-exec descriptor, so that processes the handler
-// starts cannot write to (or hold open) the protocol pipes. Sockets cannot be reopened this way.
-function privateFd(fd, flags) {
-  try {
-    const copy = fs.openSync(`/proc/self/fd/${fd}`, flags);
-    fs.closeSync(fd);
-    return copy;
-  } catch (_) {
-    return fd;
-  }
-}
-
-const pause = new Int32Array(new SharedArrayBuffer(4));
-
-function writeAll(fd, text) {
-  const buf = Buffer.from(text, 'utf8');
-  for (let offset = 0; offset < buf.length; ) {
-    try {
-      offset += fs.writeSync(fd, buf, offset, buf.length - offset);
-    } catch (err) {
-      if (err.code !== 'EAGAIN') throw err;
-      Atomics.wait(pause, 0, 0, 1); // a non-blocking pipe is full: let sor read
-    }
-  }
-}
 
 // A line as text. sor writes a lone surrogate of a JSON string (an event's "\ud800") as its
 // three-byte form ED A0..BF 80..BF, which strict UTF-8 refuses and would turn into three U+FFFD:
@@ -61,31 +34,6 @@ function decodeLine(buf) {
     }
   }
   return text + buf.toString('utf8', from);
-}
-
-// Calls onLine(text) for every line of fd, then onEnd() at end of file; the stream.
-function readLines(fd, onLine, onEnd) {
-  const stat = fs.fstatSync(fd);
-  const stream =
-    stat.isFIFO() || stat.isSocket()
-      ? new net.Socket({ fd, readable: true, writable: false })
-      : fs.createReadStream(null, { fd });
-  let partial = [];
-  stream.on('data', (chunk) => {
-    let start = 0;
-    for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
-      partial.push(chunk.subarray(start, nl));
-      onLine(decodeLine(partial.length === 1 ? partial[0] : Buffer.concat(partial)));
-      partial = [];
-      start = nl + 1;
-    }
-    if (start < chunk.length) partial.push(Buffer.from(chunk.subarray(start))); // a copy: kept
-  });
-  stream.on('end', () => {
-    if (partial.length) onLine(decodeLine(Buffer.concat(partial)));
-    onEnd();
-  });
-  return stream;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -156,12 +104,12 @@ function runHandler(user, event, ctx) {
 
 const running = new Set(); // the outcomes of the running invocations, for uncaught errors
 let mode = null; // how many run at once, where their ids live, the requests (concurrency.js)
-let outFd = 4;
+let answers = null; // the answer descriptor's ordered queue (channel.js)
 let logError = (label, err) => console.error(label, err); // until the console is patched
 let ready = false;
 
 function send(message) {
-  writeAll(outFd, `${JSON.stringify(message)}\n`);
+  answers.write(`${JSON.stringify(message)}\n`);
 }
 
 // Answers carry the invoke's seal when it has one (PROTOCOL.md, "The seal"): it is never given to
@@ -184,8 +132,21 @@ function sendResult(id, seal, value) {
   }
   const sealed = typeof seal === 'string' ? `,"seal":${JSON.stringify(seal)}` : '';
   const head = `{"type":"result","id":${JSON.stringify(id)}${sealed},"result":`;
-  writeAll(outFd, `${head}${json ?? 'null'}}\n`);
+  answers.write(`${head}${json ?? 'null'}}\n`);
 }
+
+// What a streaming invocation writes its messages with (streaming.js).
+const streamWire = (id, seal) => ({
+  id,
+  seal,
+  logError,
+  whenDrained,
+  write: (line, done) => answers.write(line, done),
+  track(outcome) {
+    this.outcome = outcome; // failed by an uncaught error while it runs
+    running.add(outcome);
+  },
+});
 
 async function invoke(user, message, event) {
   const { context: ctx, seal } = message;
@@ -199,15 +160,19 @@ async function invoke(user, message, event) {
   }
   try {
     let outcome;
+    const wire = user.streams ? streamWire(message.id, seal) : null;
     try {
       // An event that is not JSON fails its invocation with JSON.parse's SyntaxError, as on
       // Lambda, instead of breaking the protocol.
-      outcome = await runHandler(user, event(), ctx);
+      outcome = await (user.streams
+        ? require('./streaming.js').runStreaming(user, event(), ctx, wire)
+        : runHandler(user, event(), ctx));
     } catch (err) {
       outcome = { ok: false, err };
     }
-    if (outcome.ok) sendResult(message.id, seal, outcome.value);
-    else sendError(message.id, seal, outcome.err, outcome.logged);
+    if (wire?.outcome) running.delete(wire.outcome);
+    if (!outcome.ok) sendError(message.id, seal, outcome.err, outcome.logged);
+    else if (!outcome.streamed) sendResult(message.id, seal, outcome.value); // a stream sent `end`
   } finally {
     if (debugging) await debugging.end(); // the bridge, then the inspector: see debug.js
   }
@@ -220,7 +185,7 @@ function fatal(err, label, status) {
   mode?.input?.destroy(); // closed: an invoke sor writes now is refused, for a new process
   if (running.size) for (const outcome of [...running]) outcome.fail(err, true);
   else if (!ready) send({ type: 'init_error', error: errorPayload(err) });
-  setImmediate(() => process.exit(status));
+  setImmediate(() => answers.flush(() => process.exit(status))); // after the answer above
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -353,7 +318,7 @@ function setNodePath(env) {
 async function main() {
   const env = process.env;
   const inFd = privateFd(Number(env.SOR_IN_FD || 3), 'r');
-  outFd = privateFd(Number(env.SOR_OUT_FD || 4), 'w');
+  answers = openAnswers(Number(env.SOR_OUT_FD || 4));
   delete env.SOR_IN_FD;
   delete env.SOR_OUT_FD;
   if (env.SOR_PROTOCOL && env.SOR_PROTOCOL !== '1') {
@@ -365,7 +330,8 @@ async function main() {
         stackTrace: [],
       },
     });
-    process.exit(1);
+    answers.flush(() => process.exit(1));
+    return;
   }
   logError = patchConsole(env);
   setNodePath(env);
@@ -381,17 +347,23 @@ async function main() {
   const user = {};
   try {
     const root = env.LAMBDA_TASK_ROOT || process.cwd();
+    installGlobal(env); // `awslambda`, which the handler's module may use as it loads
     user.handler = await loadHandler(root, env.SOR_HANDLER || env._HANDLER);
+    user.streams = isStreaming(user.handler);
   } catch (err) {
     logError('Uncaught Exception', err);
     send({ type: 'init_error', error: errorPayload(err) });
-    process.exit(1);
+    answers.flush(() => process.exit(1));
+    return;
   }
   mode = invocations(env, ids);
   mode.input = readLines(
     inFd,
-    (line) => mode.schedule(() => handle(user, line)),
-    () => mode.drained().then(() => process.exit(0)), // sor closed the pipe: we are done
+    (buf) => {
+      const line = decodeLine(buf);
+      mode.schedule(() => handle(user, line));
+    },
+    () => mode.drained().then(() => answers.flush(() => process.exit(0))), // sor closed the pipe
   );
   ready = true;
   send({ type: 'ready', seal: true, ...mode.ready }); // it echoes seals; its concurrency

@@ -74,12 +74,14 @@ def run_bootstrap(
     *,
     env: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
+    server_class: type[RuntimeApiServer] = RuntimeApiServer,
 ) -> Run:
     """Run ``kind`` ("sor" or "ric") for ``handler`` in ``root`` against a fresh Runtime API
-    server: its answers to ``events`` (raw bytes are sent as they are), or its init error."""
+    server (a ``server_class``): its answers to ``events`` (raw bytes are sent as they are), or
+    its init error."""
     scratch = root.parent
     layer = scratch / "layer"
-    server = RuntimeApiServer()
+    server = server_class()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SOR_", "_"))}
     full_env.pop("NODE_PATH", None)
     full_env.update(
