@@ -177,8 +177,8 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, handler: type[_Handler] = _Handler) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
         self.queue: queue.Queue[_Pending] = queue.Queue()
         self.delivered: dict[str, _Pending] = {}
         self.init_errors: list[Answer] = []
@@ -194,8 +194,10 @@ class _Server(ThreadingHTTPServer):
 class RuntimeApiServer:
     """Start with ``RuntimeApiServer()``; ``address`` is what AWS_LAMBDA_RUNTIME_API takes."""
 
+    handler: type[_Handler] = _Handler  # a subclass may read answers its own way (stream_api)
+
     def __init__(self) -> None:
-        self._server = _Server()
+        self._server = _Server(self.handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), daemon=True
         )
