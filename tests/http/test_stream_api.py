@@ -14,9 +14,8 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-
-from tests.support.runtime_api_server import PREFIX
-from tests.support.stream_api import StreamApiServer
+from support.runtime_api_server import PREFIX
+from support.stream_api import StreamApiServer
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.support.runtime_api_server import PREFIX, Answer, RuntimeApiServer, _Handler
+from support.runtime_api_server import PREFIX, Answer, RuntimeApiServer, _Handler
 
 STREAMING = "streaming"
 MODE = "Lambda-Runtime-Function-Response-Mode"
