@@ -133,6 +133,8 @@ def _streaming(kind: str, message: dict[str, Any]) -> Message:
         import binascii
 
         try:
+            if len(data) % 4:  # RFC 4648 with padding: b64decode would take "YWJj="
+                raise binascii.Error(f"{len(data)} characters, not a multiple of 4")
             raw = base64.b64decode(data, validate=True)  # every character of the alphabet
         except binascii.Error as e:
             raise Broken(f"sent a chunk whose data is not base64 ({e})") from None
