@@ -11,7 +11,8 @@ Run by sor as ``runtime: {language: exec, command: [python, stream_adapter.py]}`
 - ``{"raw": {...}}``: a message with these members, and the invoke's id and seal
 - ``{"exit": CODE}``: the process exits at once
 
-An event without steps is answered with itself as the result.
+An event without steps is answered with itself as the result. Under the cloudevent signature
+the steps are the CloudEvent's ``data``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ def main() -> None:
         def send(message: dict[str, Any], head: dict[str, str] = head) -> None:
             out.write(json.dumps({**message, **head}).encode() + b"\n")
 
-        steps = invoke["event"].get("steps") if isinstance(invoke["event"], dict) else None
+        event = invoke["event"]
+        if isinstance(event, dict) and "specversion" in event:  # the cloudevent signature
+            event = event.get("data")
+        steps = event.get("steps") if isinstance(event, dict) else None
         if steps is None:
             send({"type": "result", "result": invoke["event"]})
             continue
