@@ -12,6 +12,9 @@ MAX_MESSAGE = 7 * 1024 * 1024
 MAX_STREAM = 200 * 1024 * 1024
 # Bytes of one streamed chunk in a protocol `chunk` message (runtimes/PROTOCOL.md).
 MAX_CHUNK = 1024 * 1024
+# Bytes of the error document in a stream's trailers (before base64): sor's bound, not Lambda's,
+# so that the trailer passes HTTP stacks' header limits; a longer one loses its stack trace.
+MAX_ERROR_TRAILER = 16 * 1024
 # Seconds a function may run at most.
 MAX_FUNCTION_TIMEOUT = 900.0
 

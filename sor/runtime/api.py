@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 
 from sor.errors import SorError
 from sor.http.client import HttpConnection, Interrupted, ProtocolError
+from sor.limits import MAX_ERROR_TRAILER
 
 API_VERSION = "2018-06-01"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
@@ -268,7 +269,17 @@ def error_trailers(error: Mapping[str, Any], request_id: str, shape: Shape) -> d
     in base64 (what Lambda's runtime clients send)."""
     import base64  # only a stream that failed pays for it
 
-    body = base64.b64encode(error_document(error, request_id, shape)).decode("ascii")
+    document = error_document(error, request_id, shape)
+    if len(document) > MAX_ERROR_TRAILER:
+        message = str(error.get("errorMessage") or "")[:1024]
+        short: dict[str, Any] = {
+            "errorType": error.get("errorType"),
+            "errorMessage": f"{message} (the error was {len(document)} bytes: shortened for the "
+            "stream's trailers, its stack trace left out)",
+            "stackTrace": [],
+        }
+        document = error_document(short, request_id, shape)
+    body = base64.b64encode(document).decode("ascii")
     return {ERROR_TYPE_HEADER: _error_type(error), ERROR_BODY_TRAILER: body}
 
 

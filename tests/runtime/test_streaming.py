@@ -105,6 +105,16 @@ def test_an_error_after_the_first_chunk_is_in_the_trailers(sor: Any) -> None:
     assert "outcome=ValueError (after the first byte)" in s.log_lines()[0]
 
 
+def test_a_huge_error_after_the_first_chunk_is_shortened(sor: Any) -> None:
+    error = {"errorType": "Big", "errorMessage": "m" * 5000, "stackTrace": ["line"] * 10000}
+    answer = _streamed(sor().invoke([{"open": {}}, {"chunk": "a"}, {"error": error}]))
+    assert answer.error_type == "Big"
+    shortened = answer.error()
+    assert shortened["stackTrace"] == [] and shortened["errorMessage"].startswith("m" * 1024)
+    assert "shortened for the stream's trailers" in shortened["errorMessage"]
+    assert len(answer.trailer("Lambda-Runtime-Function-Error-Body") or "") < 4096
+
+
 @pytest.mark.parametrize(
     "steps",
     [
