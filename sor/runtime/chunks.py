@@ -87,7 +87,7 @@ def _read(
     except ValueError:  # a line over MAX_MESSAGE: no chunk is that big
         what = "wrote a message longer than the protocol allows inside a stream"
         raise runtime.broken(what) from None
-    if isinstance(message, protocol.StreamChunk | protocol.StreamEnd | protocol.Error):
+    if isinstance(message, (protocol.StreamChunk, protocol.StreamEnd, protocol.Error)):
         return message
     raise _out_of_order(runtime, message)
 

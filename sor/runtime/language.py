@@ -228,7 +228,7 @@ class LanguageRuntime:
             self._flush_logs()
             if isinstance(answer, protocol.Error):
                 raise self.function_error(answer.error, answer.xray)
-            if isinstance(answer, protocol.StreamChunk | protocol.StreamEnd):
+            if isinstance(answer, (protocol.StreamChunk, protocol.StreamEnd)):
                 raise self._broken(f"sent {protocol.kind_of(answer)} before opening a stream")
             return answer
         except TimeoutError:
