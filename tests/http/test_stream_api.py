@@ -108,3 +108,23 @@ def test_a_plain_answer_is_still_an_answer(api: StreamApiServer) -> None:
     answer = api.wait_answer(pending)
     sock.close()
     assert type(answer).__name__ == "Answer" and answer.body == b"ok"
+
+
+def test_repeated_header_fields_are_folded_and_kept_in_order(api: StreamApiServer) -> None:
+    pending = api.submit({})
+    head = STREAM_HEAD.replace(
+        "Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n",
+        "Trailer: Lambda-Runtime-Function-Error-Type\r\n"
+        "Trailer: Lambda-Runtime-Function-Error-Body\r\n",
+    )
+    sock = _open(api, _next(api), head)
+    sock.sendall(b"0\r\n\r\n")
+    answer = api.wait_stream(pending)
+    sock.close()
+    assert answer.header("trailer") == (
+        "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body"
+    )
+    assert [v for k, v in answer.header_lines if k == "Trailer"] == [
+        "Lambda-Runtime-Function-Error-Type",
+        "Lambda-Runtime-Function-Error-Body",
+    ]

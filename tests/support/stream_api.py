@@ -4,7 +4,8 @@
 served the same way) whose handler reads a chunked answer itself: for every chunk, its bytes
 and the `time.monotonic()` at which its last byte arrived; then the trailers. A streamed answer
 (`Lambda-Runtime-Function-Response-Mode: streaming`) is a `StreamedAnswer`; any other is the
-plain `Answer`. Framing that is not valid chunked encoding is recorded in `problems` (the test
+plain `Answer`. Repeated header fields are folded into one value (``header_lines`` keeps them
+as sent). Framing that is not valid chunked encoding is recorded in `problems` (the test
 asserts it empty), never silently repaired.
 
 With ``keep=N`` only the first N body bytes are kept (sizes, times and a SHA-256 of the whole
@@ -47,6 +48,7 @@ class Chunk:
 class StreamedAnswer(Answer):
     """A streaming POST: headers, each chunk with its arrival time, the trailers."""
 
+    header_lines: list[tuple[str, str]] = field(default_factory=list)  # as sent, in order
     started_at: float = 0.0  # the request head arrived
     ended_at: float | None = None  # the terminal chunk and trailers arrived
     chunks: list[Chunk] = field(default_factory=list)
@@ -99,10 +101,15 @@ class _StreamHandler(_Handler):
             return
         parts = self.path[len(PREFIX) :].split("/")
         request_id = parts[2] if len(parts) == 4 else ""
+        lines = list(self.headers.items())
+        folded: dict[str, str] = {}  # a repeated field (Node sends one per array item) folded
+        for name, value in lines:
+            folded[name] = f"{folded[name]}, {value}" if name in folded else value
         answer = StreamedAnswer(
             "response" if parts[-1] == "response" else parts[-1],
             b"",
-            dict(self.headers.items()),
+            folded,
+            header_lines=lines,
             started_at=time.monotonic(),
         )
         self.server.streams[request_id] = answer
