@@ -61,7 +61,6 @@ def test_chunks_leave_as_the_handler_writes_them(sor: Any) -> None:
     last_written = float(data[2])
     # The first chunk was on the wire before the handler even wrote the last one.
     assert answer.chunks[0].at < answer.chunks[1].at < last_written <= answer.chunks[2].at
-    assert answer.chunks[2].at - answer.chunks[0].at >= 0.6  # the two sleeps, at least
     assert s.invoke().json() == {"plain": True}  # the runtime serves the next invocation
     line = s.log_lines()[0]
     assert "outcome=success" in line and "stream=True" in line
@@ -147,7 +146,10 @@ def test_a_graceful_timeout_mid_stream_is_a_timeout_trailer(sor: Any) -> None:
 
 def test_more_than_200_mib_ends_with_the_size_error(sor: Any) -> None:
     s = sor(keep=0)
-    answer = _streamed(s.invoke([{"open": {}}, {"bytes": MIB, "times": 201}, {"end": True}]))
+    steps = [{"open": {}}, {"bytes": MIB, "times": 201}, {"end": True}]
+    # A deadline far away: under load 200 MiB may take longer than the default 5 s.
+    answer = _streamed(s.invoke(steps, timeout=120.0, wait=150.0))
+    assert answer.error_type == "Function.ResponseSizeTooLarge", answer.error()
     assert answer.size == 200 * MIB and len(answer.chunks) == 200
     assert answer.error_type == "Function.ResponseSizeTooLarge"
     assert str(200 * MIB) in answer.error()["errorMessage"]
