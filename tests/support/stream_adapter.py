@@ -32,8 +32,10 @@ def main() -> None:
         invoke = json.loads(line)
         head = {"id": invoke["id"], "seal": invoke["seal"]}
 
-        def send(message: dict[str, Any], head: dict[str, str] = head) -> None:
-            out.write(json.dumps({**message, **head}).encode() + b"\n")
+        def send(message: dict[str, Any], head: dict[str, str] = head, times: int = 1) -> None:
+            line = json.dumps({**message, **head}).encode() + b"\n"
+            for _ in range(times):
+                out.write(line)
 
         event = invoke["event"]
         if isinstance(event, dict) and "specversion" in event:  # the cloudevent signature
@@ -46,7 +48,7 @@ def main() -> None:
             play(step, send)
 
 
-def play(step: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> None:
+def play(step: dict[str, Any], send: Callable[..., None]) -> None:
     if "open" in step:
         send({"type": "stream", **step["open"]})
     elif "chunk" in step:
@@ -55,8 +57,7 @@ def play(step: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> None:
         send({"type": "chunk", "data": step["chunk64"]})
     elif "bytes" in step:
         data = base64.b64encode(b"x" * int(step["bytes"])).decode()
-        for _ in range(int(step.get("times", 1))):
-            send({"type": "chunk", "data": data})
+        send({"type": "chunk", "data": data}, times=int(step.get("times", 1)))
     elif "stamp" in step:
         stamp = repr(time.monotonic()).encode()
         send({"type": "chunk", "data": base64.b64encode(stamp).decode()})
