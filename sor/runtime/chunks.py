@@ -70,8 +70,8 @@ def _body(
                 raise runtime.function_error(message.error, message.xray)
             return
     finally:
-        if not in_step:  # abandoned mid-stream: whatever it writes next answers nobody
-            runtime.stop(graceful=False)
+        if not in_step:  # cut short: the rest of its answer is given up
+            runtime.abandon(request_id)
 
 
 def _read(

@@ -306,6 +306,11 @@ class LanguageRuntime:
             except EOFError:
                 raise self._died(f"while {doing}") from None
 
+    def abandon(self, request_id: str) -> None:
+        """Give up the rest of ``request_id``'s answer (a stream cut short): what the process
+        writes next would answer nobody, so it is stopped (started again at the next call)."""
+        self.stop(graceful=False)
+
     def function_error(
         self, error: dict[str, Any], xray: Mapping[str, Any] | None = None
     ) -> FunctionError:
