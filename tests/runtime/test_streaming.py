@@ -5,13 +5,24 @@ records the wire (tests/support/stream_api.py)."""
 from __future__ import annotations
 
 import base64
+import io
+import socket
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.stream_api import HTTP_INTEGRATION, StreamedAnswer
-from support.stream_run import SorRun
+from support.stream_run import ADAPTER, SorRun
+
+from sor.config.model import RuntimeSettings
+from sor.logs import Log
+from sor.runtime.answer import Stream, post
+from sor.runtime.api import RuntimeApiClient, RuntimeApiError
+from sor.runtime.language import LanguageRuntime
 
 TRAILER = "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body"
 MIB = 1024 * 1024
@@ -215,3 +226,36 @@ def test_a_chunk_over_one_mib_is_refused(sor: Any) -> None:
     answer = _streamed(s.invoke([{"open": {}}, {"chunk": "a"}, {"chunk64": data}]))
     assert answer.error_type == "Sor.RuntimeExited"
     assert f"a chunk of {MIB + 1} bytes" in answer.error()["errorMessage"]
+
+
+def test_a_runtime_api_that_fails_mid_stream_abandons_the_stream(tmp_path: Path) -> None:
+    # In process: the language runtime's stream posted to a server that hangs up after the
+    # head and a few bytes. post raises RuntimeApiError and the runtime, out of step, is stopped.
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def hang_up() -> None:
+        conn, _ = listener.accept()
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += conn.recv(65536)
+        conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    settings = RuntimeSettings(language="exec", command=(sys.executable, str(ADAPTER)))
+    runtime = LanguageRuntime(settings, task_root=tmp_path, env={}, log=Log(io.StringIO()))
+    runtime.start(time.monotonic() + 10)
+    steps = [{"open": {}}, {"bytes": MIB, "times": 50}, {"end": True}]
+    stream = runtime.invoke({"steps": steps}, {"aws_request_id": "r"}, time.monotonic() + 30)
+    assert isinstance(stream, Stream) and runtime.running
+    api = RuntimeApiClient(f"127.0.0.1:{listener.getsockname()[1]}", retry_delays=())
+    try:
+        with pytest.raises(RuntimeApiError, match="after the request was sent"):
+            post(api, "r", stream)
+        assert not runtime.running  # abandoned: the next invocation starts it again
+        assert runtime.invoke({"n": 1}, {"aws_request_id": "s"}, time.monotonic() + 10).value() == {
+            "n": 1
+        }
+    finally:
+        runtime.stop()
+        api.close()
+        listener.close()
