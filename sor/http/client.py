@@ -5,13 +5,15 @@ per-invocation work (docs/performance.md): it parses headers through ``email.fee
 sends a POST's head and body in two writes. This one sends each request as one buffer with
 TCP_NODELAY set, and parses the status line and headers itself. Bodies: Content-Length, chunked,
 or until the server closes. ``Connection: close`` (and HTTP/1.0 without keep-alive) is honoured.
+``stream`` sends a body in chunked encoding as its chunks come, then trailers (Lambda's response
+streaming).
 """
 
 from __future__ import annotations
 
 import select
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from socket import SOCK_STREAM
 
 MAX_HEAD = 64 * 1024  # status line and headers; Lambda's are well under 2 kB
@@ -76,6 +78,16 @@ def encode_request(
     return head + body if body else head
 
 
+def encode_trailers(trailers: Mapping[str, str]) -> bytes:
+    """The last chunk of a chunked body: size 0, the trailer fields, the empty line."""
+    lines = [b"0"]
+    for name, value in trailers.items():
+        # A field cannot hold a line break: one would end it and forge the next.
+        clean = value.replace("\r", " ").replace("\n", " ")
+        lines.append(f"{name}: {clean}".encode("latin-1", "replace"))
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
 class HttpConnection:
     """One persistent connection to ``host:port``; opened on the first request."""
 
@@ -111,6 +123,54 @@ class HttpConnection:
         of the response arrived, the response is read whole. ``request_sent`` tells afterwards
         whether any byte of the request was sent.
         """
+        return self._exchange(
+            method,
+            lambda: self._send(encode_request(method, target, self.address, headers, body)),
+            interrupt_fd,
+        )
+
+    def stream(
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        chunks: Iterable[bytes],
+        trailers: Callable[[], Mapping[str, str]],
+    ) -> Response:
+        """Send one request whose body is ``chunks`` in chunked encoding, each chunk sent as
+        soon as it is pulled, then the last chunk with the trailers ``trailers()`` gives once
+        ``chunks`` ran out; read the whole response.
+
+        The head goes before the first chunk is pulled. Errors as ``request``; an exception
+        from ``chunks`` or ``trailers`` closes the connection (a request cut short cannot be
+        finished) and propagates.
+        """
+        head = {**headers, "Transfer-Encoding": "chunked"}
+
+        def send() -> None:
+            self._send(encode_request(method, target, self.address, head, None))
+            assert self._sock is not None
+            for chunk in chunks:
+                if chunk:  # an empty chunk would end the body
+                    self._send_chunk(chunk)
+            self._sock.sendall(encode_trailers(trailers()))
+
+        return self._exchange(method, send, None)
+
+    def _send_chunk(self, chunk: bytes) -> None:
+        assert self._sock is not None
+        size = b"%x\r\n" % len(chunk)
+        if len(chunk) < _READ:  # small: one write (one segment, TCP_NODELAY is on)
+            self._sock.sendall(size + chunk + b"\r\n")
+        else:  # big: no copy of it
+            self._sock.sendall(size)
+            self._sock.sendall(chunk)
+            self._sock.sendall(b"\r\n")
+
+    def _exchange(
+        self, method: str, send: Callable[[], None], interrupt_fd: int | None
+    ) -> Response:
+        """Connect if needed, ``send`` the request, read its response (see ``request``)."""
         self.request_sent = False
         self._answering = False
         self._interrupt = interrupt_fd
@@ -120,7 +180,7 @@ class HttpConnection:
             if self._sock is None:
                 self._connect()
             try:
-                self._send(encode_request(method, target, self.address, headers, body))
+                send()
             except OSError:
                 # A server may answer (413) and hang up before reading the whole body: the
                 # answer that already arrived is the outcome, as curl reads it too.

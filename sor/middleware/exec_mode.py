@@ -39,14 +39,20 @@ class ExecHooks:
         """Nothing to stop: ``exchange.run`` leaves nothing behind."""
 
     def call(
-        self, hook: Hook, payload: Any, context: Mapping[str, Any], timeout: float
+        self,
+        hook: Hook,
+        payload: Any,
+        context: Mapping[str, Any],
+        timeout: float,
+        *,
+        stream: bool = False,
     ) -> HookResult:
         """The hook's answer; raises ``MiddlewareError``/``MiddlewareTimeout`` naming it."""
         if timeout <= 0:
             raise timeout_error(self.mw, hook, timeout)
         try:
             data = encode(payload)
-            env = hook_env(self.env, hook, context)
+            env = hook_env(self.env, hook, context, stream=stream)
         except (ValueError, TypeError, RecursionError) as exc:
             raise failure(self.mw, hook, f"cannot be given its input: {exc}") from None
         try:

@@ -41,9 +41,16 @@ class Hooks(Protocol):
     def start(self) -> None: ...
 
     def call(
-        self, hook: Hook, payload: Any, context: Mapping[str, Any], timeout: float
+        self,
+        hook: Hook,
+        payload: Any,
+        context: Mapping[str, Any],
+        timeout: float,
+        *,
+        stream: bool = False,
     ) -> HookResult:
-        """The hook's answer; raises ``MiddlewareError``/``MiddlewareTimeout``."""
+        """The hook's answer; raises ``MiddlewareError``/``MiddlewareTimeout``. ``stream``: the
+        answer is streamed (``payload`` is its metadata, or the error after its first byte)."""
         ...
 
     def close(self) -> None: ...
@@ -101,8 +108,11 @@ def visible_env(env: Mapping[str, str], visible: tuple[str, ...] | None) -> dict
     return {k: v for k, v in env.items() if k in keep or k.startswith("SOR_")}
 
 
-def hook_env(env: Mapping[str, str], hook: str, context: Mapping[str, Any]) -> dict[str, str]:
-    """The function's environment plus what the protocol promises an exec hook.
+def hook_env(
+    env: Mapping[str, str], hook: str, context: Mapping[str, Any], *, stream: bool = False
+) -> dict[str, str]:
+    """The function's environment plus what the protocol promises an exec hook (SOR_STREAM=1
+    when the answer is streamed).
 
     Raises ValueError when a context value cannot be put in an environment.
     """
@@ -111,4 +121,6 @@ def hook_env(env: Mapping[str, str], hook: str, context: Mapping[str, Any]) -> d
     out["SOR_REQUEST_ID"] = _env_value("SOR_REQUEST_ID", context.get("aws_request_id"))
     out["SOR_DEADLINE_MS"] = _env_value("SOR_DEADLINE_MS", context.get("deadline_ms"))
     out["SOR_FUNCTION_NAME"] = _env_value("SOR_FUNCTION_NAME", context.get("function_name"))
+    if stream:
+        out["SOR_STREAM"] = "1"
     return out

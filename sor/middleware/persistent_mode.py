@@ -89,14 +89,23 @@ class PersistentHooks:
             self._retired.finish(_STDERR_WAIT)
 
     def call(
-        self, hook: Hook, payload: Any, context: Mapping[str, Any], timeout: float
+        self,
+        hook: Hook,
+        payload: Any,
+        context: Mapping[str, Any],
+        timeout: float,
+        *,
+        stream: bool = False,
     ) -> HookResult:
         """The hook's answer; raises ``MiddlewareError``/``MiddlewareTimeout`` naming it."""
         if timeout <= 0:
             raise timeout_error(self.mw, hook, timeout)
         deadline = time.monotonic() + timeout
         try:
-            line = encode({"hook": hook, "payload": payload, "context": dict(context)}) + b"\n"
+            message = {"hook": hook, "payload": payload, "context": dict(context)}
+            if stream:
+                message["stream"] = True  # the payload is a stream's metadata, or its error
+            line = encode(message) + b"\n"
         except (ValueError, TypeError, RecursionError) as exc:
             raise failure(self.mw, hook, f"cannot be given its input: {exc}") from None
         with self._lock:

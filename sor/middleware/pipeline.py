@@ -13,13 +13,19 @@ failure) is not called again; the layers outside it are. An ``error`` hook that 
 error into a response, so the layers further out run their ``after`` hooks on it; an ``after``
 hook that fails turns the response into an error, so the layers further out run their ``error``
 hooks on it.
+
+A streamed answer (``sor.runtime.answer.Stream``) goes out the same way: each ``after`` hook
+gets its metadata (``{"contentType": ...}`` or the HTTP prelude, flagged as a stream) and may
+change it, never the body. An error after its first byte runs the ``error`` hooks of every layer,
+innermost first, when `post` meets it: each may replace the ERROR of the trailers; none can
+answer any more (docs/middlewares.md, "Streamed answers").
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
 from sor.config.model import Hook, Middleware
@@ -28,6 +34,7 @@ from sor.logs import Log
 from sor.middleware.exec_mode import ExecHooks
 from sor.middleware.hook import HookResult, Hooks
 from sor.middleware.persistent_mode import PersistentHooks
+from sor.runtime.answer import Stream
 
 Call = Callable[[int, Hook, Any], HookResult]
 """Runs hook HOOK of middleware number I on a payload; raises ``MiddlewareError`` on failure."""
@@ -180,20 +187,34 @@ class Pipeline:
         """
         request_id = str(context.get("aws_request_id", ""))
 
-        def call(index: int, hook: Hook, value: Any) -> HookResult:
+        produced: list[Stream] = []  # what the handler streamed, closed if it is not answered
+
+        def call(index: int, hook: Hook, value: Any, stream: bool = False) -> HookResult:
             mw = self.middlewares[index]
             limit = error_deadline if hook == "error" else deadline
             began = time.monotonic()
             timeout = min(mw.timeouts.of(hook), limit - began)
+            opened = value if isinstance(value, Stream) else None
+            if opened is not None:
+                value, stream = opened.metadata(), True
             try:
-                return self.runners[index].call(hook, value, context, timeout)
+                answer = self.runners[index].call(hook, value, context, timeout, stream=stream)
             finally:
                 timings[f"{hook}:{mw.name}"] = time.monotonic() - began
+            if opened is None or answer.kind != "replace":
+                return answer
+            try:
+                return HookResult("replace", opened.with_metadata(answer.payload))
+            except ValueError as exc:
+                raise MiddlewareError(f"middleware {mw.name} ({hook}): {exc}") from None
 
         def timed_handler(value: Any) -> Any:
             began = time.monotonic()
             try:
-                return handler(value)
+                result = handler(value)
+                if isinstance(result, Stream):
+                    produced.append(result)
+                return result
             finally:
                 timings["handler"] = time.monotonic() - began
 
@@ -204,4 +225,42 @@ class Pipeline:
                 errorType=exc.error_type,
             )
 
-        return onion(self.middlewares, payload, timed_handler, call, tolerated)
+        try:
+            result = onion(self.middlewares, payload, timed_handler, call, tolerated)
+        except BaseException:
+            for stream in produced:
+                stream.chunks.close()  # never answered: its source is abandoned
+            raise
+        if not isinstance(result, Stream):
+            for stream in produced:
+                stream.chunks.close()
+            return result
+
+        def after_first_byte(error: SorError) -> SorError:
+            def streamed(index: int, hook: Hook, value: Any) -> HookResult:
+                return call(index, hook, value, True)
+
+            for i in range(len(self.middlewares) - 1, -1, -1):
+                _, replaced = _way_out(self.middlewares[i], i, None, error, streamed, tolerated)
+                if replaced is None:  # an answer: too late once the stream began
+                    self.log.warning(
+                        f"middleware {self.middlewares[i].name} (error) answered after the "
+                        "stream's first byte: only its ERROR can change; the ERROR is kept",
+                        request_id,
+                    )
+                    continue
+                error = replaced
+            return error
+
+        guarded = _guarded(result.chunks, after_first_byte)
+        return Stream(result.content_type, result.prelude, guarded)
+
+
+def _guarded(
+    chunks: Generator[bytes, None, None], on_error: Callable[[SorError], SorError]
+) -> Generator[bytes, None, None]:
+    """``chunks``, an error among them first handed to ``on_error`` (the error hooks)."""
+    try:
+        yield from chunks
+    except SorError as exc:
+        raise on_error(exc) from None

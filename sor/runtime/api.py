@@ -13,15 +13,18 @@ from __future__ import annotations
 import json
 import select
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from sor.errors import SorError
 from sor.http.client import HttpConnection, Interrupted, ProtocolError
+from sor.limits import MAX_ERROR_TRAILER
 
 API_VERSION = "2018-06-01"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+STREAM_MODE_HEADER = "Lambda-Runtime-Function-Response-Mode"
+ERROR_BODY_TRAILER = "Lambda-Runtime-Function-Error-Body"
 XRAY_CAUSE_HEADER = "Lambda-Runtime-Function-XRay-Error-Cause"
 XRAY_CAUSE_LIMIT = 1 << 20  # bytes: a larger cause is left out, as awslambdaric does
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # ~3 s in all before giving up
@@ -115,6 +118,37 @@ class RuntimeApiClient:
         """Post a response; the HTTP status (202 accepted, 413 too large, ...)."""
         path = f"/invocation/{request_id}/response"
         return self._call("POST", path, body, {"Content-Type": "application/json"})[0]
+
+    def respond_stream(
+        self,
+        request_id: str,
+        content_type: str,
+        chunks: Iterable[bytes],
+        trailers: Callable[[], Mapping[str, str]],
+    ) -> int:
+        """Post a streamed response: each of ``chunks`` sent as it is pulled, then the
+        ``trailers()`` (the error trailers, or none); the HTTP status.
+
+        Retried only when not a byte of it was sent (no chunk was pulled then).
+        """
+        url = f"{self._base}/invocation/{request_id}/response"
+        headers = {
+            "User-Agent": _USER_AGENT,
+            STREAM_MODE_HEADER: "streaming",
+            "Trailer": f"{ERROR_TYPE_HEADER}, {ERROR_BODY_TRAILER}",
+            "Content-Type": content_type,
+        }
+
+        def once() -> int:
+            try:
+                return self._conn.stream("POST", url, headers, chunks, trailers).status
+            except ProtocolError as e:
+                raise RuntimeApiError(
+                    f"the Lambda Runtime API at {self.address} answered a streamed POST {url} "
+                    f"with something that is not HTTP: {e}"
+                ) from None
+
+        return self._retrying(f"POST {url}", once, idempotent=False, interrupt_fd=None)
 
     def fail(
         self,
@@ -228,6 +262,25 @@ def error_document(error: Mapping[str, Any], request_id: str, shape: Shape = "py
     }
     extra = {k: v for k, v in error.items() if k not in doc}
     return json.dumps({**doc, **extra}).encode()
+
+
+def error_trailers(error: Mapping[str, Any], request_id: str, shape: Shape) -> dict[str, str]:
+    """The trailers of a stream that ended with ``error``: its type, and its error document
+    in base64 (what Lambda's runtime clients send)."""
+    import base64  # only a stream that failed pays for it
+
+    document = error_document(error, request_id, shape)
+    if len(document) > MAX_ERROR_TRAILER:
+        message = str(error.get("errorMessage") or "")[:1024]
+        short: dict[str, Any] = {
+            "errorType": error.get("errorType"),
+            "errorMessage": f"{message} (the error was {len(document)} bytes: shortened for the "
+            "stream's trailers, its stack trace left out)",
+            "stackTrace": [],
+        }
+        document = error_document(short, request_id, shape)
+    body = base64.b64encode(document).decode("ascii")
+    return {ERROR_TYPE_HEADER: _error_type(error), ERROR_BODY_TRAILER: body}
 
 
 def _error_type(error: Mapping[str, Any]) -> str:

@@ -18,7 +18,7 @@ from sor.config.model import Config
 from sor.errors import InvocationTimeout, SorError
 from sor.logs import Log
 from sor.payload import RawJson
-from sor.runtime.answer import Answer, Response, failure, post, unexpected
+from sor.runtime.answer import Answer, Response, Stream, failure, post, unexpected
 from sor.runtime.api import Invocation, RuntimeApiClient
 from sor.runtime.context import (
     MAX_GRACE_SHARE,
@@ -101,7 +101,7 @@ class Invoker:
         except SorError as exc:
             return failure(exc)
 
-    def _response(self, inv: Invocation, timings: dict[str, float]) -> Response:
+    def _response(self, inv: Invocation, timings: dict[str, float]) -> Response | Stream:
         began = time.monotonic()
         d = deadlines(
             inv.deadline_ms,
@@ -122,7 +122,7 @@ class Invoker:
                 debug = self._debug(event, inv.request_id)
         timings["parse"] = time.monotonic() - began
 
-        def handler(payload: Any) -> RawJson:
+        def handler(payload: Any) -> RawJson | Stream:
             return self.language.invoke(
                 payload, context, d.soft, debug, function_timeout=d.function_timeout
             )
@@ -130,7 +130,10 @@ class Invoker:
         if not looks:
             handled = time.monotonic()
             try:
-                return Response(handler(event).text)  # the bytes the runtime wrote
+                result = handler(event)
+                if isinstance(result, Stream):
+                    return result
+                return Response(result.text)  # the bytes the runtime wrote
             finally:
                 timings["handler"] = time.monotonic() - handled
 
@@ -139,8 +142,18 @@ class Invoker:
             own: dict[str, float] = {}
 
             def decoded(value: Any) -> Any:
+                result = handler(value)
+                if isinstance(result, Stream):
+                    if self.config.runtime.signature == "cloudevent":
+                        result.chunks.close()  # its source is abandoned: restarted
+                        raise runtime_error(
+                            "Sor.StreamNotSupported",
+                            "the cloudevent signature answers a batch with one value per record:"
+                            " a handler cannot stream its answer to a record",
+                        )
+                    return result  # the pipeline's after hooks get its metadata
                 try:
-                    return handler(value).value()
+                    return result.value()
                 except ValueError as e:
                     why = f"Unable to read result: {e}"
                     raise runtime_error("Runtime.MarshalError", why) from None
@@ -160,6 +173,8 @@ class Invoker:
             result = self._per_record(event, run, inv.request_id, d.soft)
         else:
             result = run(event)
+            if isinstance(result, Stream):
+                return result
         encoded = time.monotonic()
         body = encode_response(result, self.env)
         timings["encode"] = time.monotonic() - encoded

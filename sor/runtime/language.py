@@ -26,6 +26,8 @@ from sor.runtime.node_binary import node_binary
 
 if TYPE_CHECKING:
     from sor.payload import RawJson
+    from sor.runtime.answer import Stream
+    from sor.runtime.protocol import Message
 
 PROTOCOL_VERSION = "1"
 _PUMP_JOIN = 0.5  # how long to wait for the last stderr lines of a runtime that is not killed
@@ -191,7 +193,7 @@ class LanguageRuntime:
             return True
         if message.get("type") == "init_error":
             self.stop()
-            raise self._function_error(protocol.well_formed(message.get("error")))
+            raise self.function_error(protocol.well_formed(message.get("error")))
         raise self._broken(f"sent {message.get('type')!r} instead of 'ready'")
 
     def invoke(
@@ -202,9 +204,10 @@ class LanguageRuntime:
         debug: Mapping[str, Any] | None = None,
         *,
         function_timeout: float | None = None,
-    ) -> RawJson:
+    ) -> RawJson | Stream:
         """Run the handler once on ``event`` (a value, or a RawJson passed on as it came); the
-        JSON text of its result.
+        JSON text of its result, or the `Stream` it opened (its chunks read as they are pulled,
+        each before ``deadline``: sor.runtime.chunks).
 
         Raises FunctionError (the handler's ERROR), RuntimeExited (the runtime died or broke the
         protocol) or InvocationTimeout (``deadline`` passed); after the last two the runtime is
@@ -223,32 +226,57 @@ class LanguageRuntime:
         try:
             if not self._proc.write(line, deadline):
                 raise self._died("while receiving the event")
-            while True:
-                try:
-                    answer = protocol.read_answer(
-                        self._readline(deadline, "running the handler"),
-                        request_id,
-                        seal if self._sealed else None,
-                    )
-                except ValueError:  # over MAX_MESSAGE, skipped up to its newline
-                    # Lambda answers this and keeps the runtime warm: the process is healthy,
-                    # only its answer was too big (only one invocation is ever in flight).
-                    raise FunctionError(too_large_error()) from None
-                except protocol.Broken as exc:
-                    raise self._broken(str(exc)) from None
-                if answer is None:
-                    self.log.warning(
-                        f"{self.name}: ignored an answer without this request's id and seal"
-                    )
-                    continue
-                if self.log.framed and self._proc.pump is not None:
-                    self._proc.pump.flush(_PUMP_JOIN)  # frames: its records before sor's line
-                if isinstance(answer, protocol.Error):
-                    raise self._function_error(answer.error, answer.xray)
-                return answer
+            try:
+                answer = self.next_message(request_id, seal, deadline)
+            except ValueError:  # over MAX_MESSAGE, skipped up to its newline
+                # Lambda answers this and keeps the runtime warm: the process is healthy,
+                # only its answer was too big (only one invocation is ever in flight).
+                raise FunctionError(too_large_error()) from None
+            if isinstance(answer, protocol.StreamOpen):
+                from sor.runtime import chunks  # only streams pay for it
+
+                return chunks.opened(
+                    self,
+                    answer,
+                    request_id,
+                    seal,
+                    deadline,
+                    self._timeout_message(function_timeout),
+                )
+            self._flush_logs()
+            if isinstance(answer, protocol.Error):
+                raise self.function_error(answer.error, answer.xray)
+            if isinstance(answer, (protocol.StreamChunk, protocol.StreamEnd)):
+                raise self._broken(f"sent {protocol.kind_of(answer)} before opening a stream")
+            return answer
         except TimeoutError:
             self.stop(graceful=False)
             raise InvocationTimeout(self._timeout_message(function_timeout)) from None
+
+    def next_message(self, request_id: str, seal: str, deadline: float) -> Message:
+        """The next message answering the invoke of ``request_id`` sealed with ``seal`` (a
+        result, error, stream, chunk or end), read before ``deadline``; lines answering
+        anything else are skipped with a warning.
+
+        Raises TimeoutError (``deadline`` passed: the caller stops the runtime), RuntimeExited
+        (it died or broke the protocol: it is stopped), ValueError (a line over MAX_MESSAGE,
+        skipped: the runtime is in step).
+        """
+        from sor.runtime import protocol
+
+        assert self._proc is not None
+        while True:
+            try:
+                answer = protocol.read_answer(
+                    self._readline(deadline, "running the handler"),
+                    request_id,
+                    seal if self._sealed else None,
+                )
+            except protocol.Broken as exc:
+                raise self._broken(str(exc)) from None
+            if answer is not None:
+                return answer
+            self.log.warning(f"{self.name}: ignored an answer without this request's id and seal")
 
     def stop(
         self, graceful: bool = True, *, stderr_wait: float | None = None, grace: float = STOP_GRACE
@@ -296,10 +324,24 @@ class LanguageRuntime:
             except EOFError:
                 raise self._died(f"while {doing}") from None
 
-    def _function_error(
+    def abandon(self, request_id: str) -> None:
+        """Give up the rest of ``request_id``'s answer (a stream cut short): what the process
+        writes next would answer nobody, so it is stopped (started again at the next call)."""
+        self.stop(graceful=False)
+
+    def function_error(
         self, error: dict[str, Any], xray: Mapping[str, Any] | None = None
     ) -> FunctionError:
+        """The handler's ERROR as the error sor reports, tagged with the language."""
         return FunctionError(error, language=self.settings.language, xray=xray)
+
+    def broken(self, what: str) -> RuntimeExited:
+        """The runtime broke the protocol (it ``what``): it is stopped; the error to report."""
+        return self._broken(what)
+
+    def _flush_logs(self) -> None:
+        if self.log.framed and self._proc is not None and self._proc.pump is not None:
+            self._proc.pump.flush(_PUMP_JOIN)  # frames: its records before sor's line
 
     def _died(self, doing: str) -> RuntimeExited:
         # It ended by itself: the group is dead, so its stderr ends at once and its last lines

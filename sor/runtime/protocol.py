@@ -11,7 +11,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from sor.limits import MAX_CHUNK
 from sor.payload import RawJson, encode
+
+HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
 
 
 class Broken(Exception):
@@ -26,6 +29,37 @@ class Error:
     def __init__(self, error: dict[str, Any], xray: Mapping[str, Any] | None = None) -> None:
         self.error = error
         self.xray = xray
+
+
+class StreamOpen:
+    """A `stream` message: the answer is streamed, with this content type or HTTP prelude."""
+
+    __slots__ = ("content_type", "prelude")
+
+    def __init__(self, content_type: str, prelude: dict[str, Any] | None) -> None:
+        self.content_type = content_type
+        self.prelude = prelude
+
+
+class StreamChunk:
+    """A `chunk` message: the next bytes of the streamed body, decoded."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class StreamEnd:
+    """An `end` message: the stream is complete."""
+
+    __slots__ = ()
+
+
+Message = RawJson | Error | StreamOpen | StreamChunk | StreamEnd
+"""A decoded message answering one invoke (what `LanguageRuntime.next_message` returns)."""
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 
 def invoke_line(
@@ -51,14 +85,15 @@ def invoke_line(
     return b"".join(parts)
 
 
-def read_answer(line: bytes, request_id: str, seal: str | None) -> RawJson | Error | None:
-    """The answer ``line`` gives to ``request_id``; None when it answers another request or,
+def read_answer(line: bytes, request_id: str, seal: str | None) -> Message | None:
+    """The message ``line`` gives to ``request_id``; None when it answers another request or,
     with a ``seal`` (the adapter said in its `ready` that it echoes seals), lacks the invoke's
     seal (a line the handler forged: PROTOCOL.md, "The seal").
 
-    Raises Broken for a line that is not a JSON object or whose type is neither result nor
-    error. The result's bytes are taken from the line when it ends with them (as the shipped
-    adapters write it); otherwise the decoded value is encoded again.
+    Raises Broken for a line that is not a JSON object, whose type is none of result, error,
+    stream, chunk, end, or whose streaming message is malformed. The result's bytes are taken
+    from the line when it ends with them (as the shipped adapters write it); otherwise the
+    decoded value is encoded again.
     """
     try:
         message = json.loads(line)
@@ -81,7 +116,46 @@ def read_answer(line: bytes, request_id: str, seal: str | None) -> RawJson | Err
     if kind == "error":
         xray = message.get("xray")
         return Error(well_formed(message.get("error")), xray if isinstance(xray, dict) else None)
+    if kind in ("stream", "chunk", "end"):
+        return _streaming(kind, message)
     raise Broken(f"answered with type {kind!r}")
+
+
+def _streaming(kind: str, message: dict[str, Any]) -> Message:
+    """A `stream`, `chunk` or `end` message checked (runtimes/PROTOCOL.md, streaming)."""
+    if kind == "end":
+        return StreamEnd()
+    if kind == "chunk":
+        data = message.get("data")
+        if not isinstance(data, str):
+            raise Broken(f"sent a chunk whose data is {_kind(data)}, not a base64 string")
+        import binascii  # a C module: only streams pay for it
+
+        size = len(data)
+        padding = size - len(data.rstrip("="))
+        try:
+            raw = binascii.a2b_base64(data)  # skips characters outside the alphabet: see below
+        except (binascii.Error, ValueError) as e:  # ValueError: not ASCII
+            raise Broken(f"sent a chunk whose data is not base64 ({e})") from None
+        # RFC 4648 with padding, checked in O(1) (a regular expression costs more than the
+        # decoding): any character skipped, or padding inside, makes the bytes fewer.
+        if size % 4 or padding > 2 or len(raw) != size // 4 * 3 - padding:
+            raise Broken("sent a chunk whose data is not base64 (RFC 4648, with padding)")
+        if len(raw) > MAX_CHUNK:
+            raise Broken(f"sent a chunk of {len(raw)} bytes (at most {MAX_CHUNK})")
+        return StreamChunk(raw)
+    prelude, content_type = message.get("prelude"), message.get("contentType")
+    if prelude is not None and content_type is not None:
+        raise Broken("opened a stream with both contentType and prelude")
+    if prelude is not None:
+        if not isinstance(prelude, dict):
+            raise Broken(f"opened a stream whose prelude is {_kind(prelude)}, not an object")
+        return StreamOpen(HTTP_INTEGRATION, prelude)
+    if content_type is None:
+        content_type = DEFAULT_CONTENT_TYPE
+    if not isinstance(content_type, str) or not content_type or not content_type.isprintable():
+        raise Broken(f"opened a stream whose contentType is {_kind(content_type)}")
+    return StreamOpen(content_type, None)
 
 
 def well_formed(error: Any) -> dict[str, Any]:
@@ -109,6 +183,14 @@ def well_formed(error: Any) -> dict[str, Any]:
         note = "the language runtime sent a malformed ERROR: " + "; ".join(problems)
         out["errorMessage"] = f"{message} ({note})" if message else note
     return out
+
+
+def kind_of(message: Message) -> str:
+    """The protocol type of a decoded message, for a message naming it."""
+    if isinstance(message, RawJson):
+        return "a result"
+    names = {StreamOpen: "stream", StreamChunk: "chunk", StreamEnd: "end", Error: "error"}
+    return f"a {names[type(message)]!r}"
 
 
 def _text(value: str) -> bytes:

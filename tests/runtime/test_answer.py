@@ -233,7 +233,7 @@ def test_answers_are_posted_from_one_function_only() -> None:
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
-                and node.func.attr in ("respond", "fail")
+                and node.func.attr in ("respond", "respond_stream", "fail")
             ):
                 posting.append(path.relative_to(REPO).as_posix())
     assert posting and set(posting) == {"sor/runtime/answer.py"}, posting
