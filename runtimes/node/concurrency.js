@@ -114,7 +114,8 @@ function concurrent(ids, n) {
 function invocations(env, ids) {
   const n = concurrencyOf(env);
   const mode = n > 1 ? concurrent(ids, n) : oneAtATime(ids);
-  globalThis.awslambda = Object.assign(globalThis.awslambda || {}, { InvokeStore: mode.store });
+  // on the global the loader installed (none with AWS_LAMBDA_NODEJS_NO_GLOBAL_AWSLAMBDA)
+  if (globalThis.awslambda) globalThis.awslambda.InvokeStore = mode.store;
   return mode;
 }
 

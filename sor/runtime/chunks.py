@@ -14,16 +14,17 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING
 
-from sor.errors import InvocationTimeout, RuntimeExited
+from sor.errors import InvocationTimeout
 from sor.runtime import protocol
 from sor.runtime.answer import Stream
 
 if TYPE_CHECKING:
     from sor.runtime.language import LanguageRuntime
+    from sor.runtime.shared import SharedRuntime
 
 
 def opened(
-    runtime: LanguageRuntime,
+    runtime: LanguageRuntime | SharedRuntime,
     opening: protocol.StreamOpen,
     request_id: str,
     seal: str,
@@ -44,7 +45,7 @@ def opened(
 
 
 def _body(
-    runtime: LanguageRuntime,
+    runtime: LanguageRuntime | SharedRuntime,
     first: bytes | None,
     request_id: str,
     seal: str,
@@ -75,7 +76,7 @@ def _body(
 
 
 def _read(
-    runtime: LanguageRuntime, request_id: str, seal: str, deadline: float
+    runtime: LanguageRuntime | SharedRuntime, request_id: str, seal: str, deadline: float
 ) -> protocol.StreamChunk | protocol.StreamEnd | protocol.Error:
     """The next message of an open stream: a chunk, its end, or the error that ends it.
 
@@ -86,11 +87,7 @@ def _read(
         message = runtime.next_message(request_id, seal, deadline)
     except ValueError:  # a line over MAX_MESSAGE: no chunk is that big
         what = "wrote a message longer than the protocol allows inside a stream"
-        raise runtime.broken(what) from None
+        raise runtime.broken(what, request_id) from None
     if isinstance(message, (protocol.StreamChunk, protocol.StreamEnd, protocol.Error)):
         return message
-    raise _out_of_order(runtime, message)
-
-
-def _out_of_order(runtime: LanguageRuntime, message: protocol.Message) -> RuntimeExited:
-    return runtime.broken(f"sent {protocol.kind_of(message)} inside an open stream")
+    raise runtime.broken(f"sent {protocol.kind_of(message)} inside an open stream", request_id)

@@ -335,8 +335,9 @@ class LanguageRuntime:
         """The handler's ERROR as the error sor reports, tagged with the language."""
         return FunctionError(error, language=self.settings.language, xray=xray)
 
-    def broken(self, what: str) -> RuntimeExited:
-        """The runtime broke the protocol (it ``what``): it is stopped; the error to report."""
+    def broken(self, what: str, request_id: str | None = None) -> RuntimeExited:
+        """The runtime broke the protocol (it ``what``, answering ``request_id``): it is
+        stopped; the error to report."""
         return self._broken(what)
 
     def _flush_logs(self) -> None:

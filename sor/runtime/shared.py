@@ -18,7 +18,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 from sor.errors import FunctionError, InvocationTimeout, RuntimeExited, SorError
@@ -28,6 +28,7 @@ from sor.payload import RawJson
 from sor.process.spawn import describe_exit
 from sor.process.supervised import STOP_GRACE
 from sor.runtime import protocol
+from sor.runtime.answer import Stream
 from sor.runtime.language import LanguageRuntime
 
 _STDERR_WAIT = 0.5  # for the last stderr lines of a process that ended by itself
@@ -241,12 +242,16 @@ class SharedRuntime:
         debug: Mapping[str, Any] | None = None,
         *,
         function_timeout: float | None = None,
-    ) -> RawJson:
-        """As `LanguageRuntime.invoke`; a timeout retires the process instead of killing it."""
+    ) -> RawJson | Stream:
+        """As `LanguageRuntime.invoke`; a timeout retires the process instead of killing it.
+
+        A stream's invocation stays the process's until the stream ends (`_until_done`).
+        """
         request_id = str(context.get("aws_request_id", ""))
         seal = os.urandom(16).hex()  # the answer must echo it: see PROTOCOL.md, "The seal"
         line = protocol.invoke_line(request_id, event, context, debug, seal)
         host = self._current(deadline, request_id)
+        streaming = False
         try:
             if not host.send(request_id, line, seal if host.sealed else None, deadline):
                 # It never read the invoke (it is ending: Node after a fatal error): a new one.
@@ -254,44 +259,83 @@ class SharedRuntime:
                 if not host.send(request_id, line, seal if host.sealed else None, deadline):
                     raise RuntimeExited(f"the {self.name} refused the event as it started")
             self._requests[request_id] = host
-            while True:
-                answer = self.next_message(request_id, seal, deadline)
-                if answer is None:
-                    continue
-                if self.log.framed and host.runtime.process is not None:
-                    pump = host.runtime.process.pump
-                    if pump is not None:
-                        pump.flush(_FLUSH_WAIT)  # frames: its records before sor's line
-                if isinstance(answer, protocol.Error):
-                    raise FunctionError(
-                        answer.error, language=self.settings.language, xray=answer.xray
-                    )
-                return answer
+            answer = self.next_message(request_id, seal, deadline)
+            if isinstance(answer, protocol.StreamOpen):
+                from sor.runtime import chunks  # only streams pay for it
+
+                why = self._timeout_message(function_timeout)
+                stream = chunks.opened(self, answer, request_id, seal, deadline, why)
+                stream.chunks = self._until_done(stream.chunks, host, request_id)
+                streaming = True
+                return stream
+            if isinstance(answer, (protocol.StreamChunk, protocol.StreamEnd)):
+                raise self.broken(
+                    f"sent {protocol.kind_of(answer)} before opening a stream", request_id
+                )
+            if self.log.framed and host.runtime.process is not None:
+                pump = host.runtime.process.pump
+                if pump is not None:
+                    pump.flush(_FLUSH_WAIT)  # frames: its records before sor's line
+            if isinstance(answer, protocol.Error):
+                raise self.function_error(answer.error, answer.xray)
+            return answer
         except TimeoutError:
             self._retire(host, request_id)
             raise InvocationTimeout(self._timeout_message(function_timeout)) from None
         finally:
-            self._requests.pop(request_id, None)
-            host.done(request_id)
+            if not streaming:
+                self._finish(host, request_id)
 
-    def next_message(
-        self, request_id: str, seal: str, deadline: float
-    ) -> RawJson | protocol.Error | None:
-        """The next message of ``request_id``, decoded (None: not its own, skipped).
+    def _until_done(
+        self, body: Generator[bytes, None, None], host: Host, request_id: str
+    ) -> Generator[bytes, None, None]:
+        """``body``, the invocation finished on its process once it ends, however it ends."""
+        try:
+            yield from body
+        finally:
+            body.close()  # not pulled to its end: its own cleanup (`abandon`) first
+            self._finish(host, request_id)
+
+    def _finish(self, host: Host, request_id: str) -> None:
+        self._requests.pop(request_id, None)
+        host.done(request_id)
+
+    def abandon(self, request_id: str) -> None:
+        """Give up the rest of a stream cut short (timeout, size limit, the API failing): its
+        handler may still be running, so its process is retired, as after a timeout."""
+        host = self._requests.get(request_id)
+        if host is not None:
+            self._retire(host, request_id)
+
+    def function_error(
+        self, error: dict[str, Any], xray: Mapping[str, Any] | None = None
+    ) -> FunctionError:
+        """The handler's ERROR as the error sor reports, tagged with the language."""
+        return FunctionError(error, language=self.settings.language, xray=xray)
+
+    def broken(self, what: str, request_id: str | None = None) -> RuntimeExited:
+        """A process broke the protocol (it ``what``): it is killed, failing its invocations."""
+        host = self._requests.get(request_id) if request_id is not None else None
+        for target in [host] if host is not None else list(self._requests.values()):
+            target.retire()
+            target.kill(broke=what)
+        return RuntimeExited(f"the {self.name} broke the protocol: it {what}; it was restarted")
+
+    def next_message(self, request_id: str, seal: str, deadline: float) -> protocol.Message:
+        """The next message of ``request_id``, decoded (lines without its seal are skipped).
 
         Raises TimeoutError past ``deadline``, RuntimeExited when its process died or broke the
         protocol (the process is then killed: its other invocations fail too).
         """
         host = self._requests[request_id]
-        line = host.next_line(request_id, deadline)
-        try:
-            return protocol.read_answer(line, request_id, seal if host.sealed else None)
-        except protocol.Broken as exc:
-            host.retire()
-            host.kill(broke=str(exc))
-            raise RuntimeExited(
-                f"the {self.name} broke the protocol: it {exc}; it was restarted"
-            ) from None
+        while True:
+            line = host.next_line(request_id, deadline)
+            try:
+                message = protocol.read_answer(line, request_id, seal if host.sealed else None)
+            except protocol.Broken as exc:
+                raise self.broken(str(exc), request_id) from None
+            if message is not None:
+                return message
 
     def stop(
         self, graceful: bool = True, *, stderr_wait: float | None = None, grace: float = STOP_GRACE
