@@ -6,6 +6,8 @@ from typing import Any
 
 # Bytes of a synchronous event or response: 6 MiB and the 100 bytes Lambda's messages name.
 MAX_PAYLOAD = 6 * 1024 * 1024 + 100
+# Bytes of a streamed response (Lambda's response streaming limit, 200 MiB).
+MAX_STREAM = 200 * 1024 * 1024
 # Bytes of one protocol line between sor and a language runtime: a payload and its envelope.
 MAX_MESSAGE = 7 * 1024 * 1024
 # Seconds a function may run at most.
