@@ -119,17 +119,21 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.answer_json(400, {"errorType": "BadRequest", "errorMessage": message})
 
     def start_stream(
-        self, status: int, headers: Mapping[str, str], trailers: Sequence[str] = ()
+        self,
+        status: int,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]],
+        trailers: Sequence[str] = (),
     ) -> bool:
         """Send the head of a chunked response (``trailers``: the names it may end with);
         False when the connection broke. A header value HTTP cannot carry raises ValueError
         before anything is sent."""
-        for key, value in headers.items():
+        pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+        for key, value in pairs:
             if not value.isascii() or not value.isprintable():
                 raise ValueError(f"header {key} holds characters HTTP cannot carry")
         try:
             self.send_response(status)
-            for key, value in headers.items():
+            for key, value in pairs:
                 self.send_header(key, value)
             self.send_header("Transfer-Encoding", "chunked")
             if trailers:
@@ -161,18 +165,25 @@ class RequestHandler(BaseHTTPRequestHandler):
             return False
         return True
 
-    def answer(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> bool:
+    def answer(
+        self,
+        status: int,
+        body: bytes,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+    ) -> bool:
         """Send a whole response; False when the connection broke.
 
         Any other failure (e.g. a header value that cannot be sent) sends nothing, closes the
         connection and is raised, for the caller to settle what the response was for.
         """
+        given = headers or ()
+        pairs = list(given.items()) if isinstance(given, Mapping) else list(given)
         try:
-            for key, value in (headers or {}).items():
+            for key, value in pairs:
                 if not value.isascii() or not value.isprintable():
                     raise ValueError(f"header {key} holds characters HTTP cannot carry")
             self.send_response(status)
-            for key, value in (headers or {}).items():
+            for key, value in pairs:
                 self.send_header(key, value)
             self.send_header("Content-Length", str(len(body)))
             if self.close_connection:
