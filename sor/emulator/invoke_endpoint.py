@@ -138,7 +138,7 @@ class _InvokeHandler(RequestHandler):
             self.answer(413, b'{"Message":"Request Entity Too Large"}', _JSON)
             return
         if result.function_error is not None or result.status != 200:
-            what = result.error_type() or f"status {result.status}"
+            what = result.error_type() or result.body[:200].decode("utf-8", "replace")
             self.server.emulator.log.error(f"function URL: the invocation failed ({what})")
             self.answer(*_bad_gateway())
             return
