@@ -194,7 +194,7 @@ def test_a_function_url_get_streams_an_http_stream(served: Served, tmp_path: Pat
     assert status == 201
     assert ("content-type", "text/html") in headers and ("x-custom", "yes") in headers
     assert [v for n, v in headers if n == "set-cookie"] == ["a=1; Path=/", "b=2"]
-    data, trailers, complete = _dechunk(body)
+    data, _, complete = _dechunk(body)
     assert (data, complete) == (b"<p>one</p><p>two</p>", True)  # the prelude is not in the body
 
 

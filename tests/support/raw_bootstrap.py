@@ -1,9 +1,9 @@
 """A Lambda bootstrap for the emulator's tests, speaking the Runtime API over raw sockets.
 
 Run as a script (`python raw_bootstrap.py`). It polls `invocation/next` from as many threads as
-PROBE_WORKERS or AWS_LAMBDA_MAX_CONCURRENCY says (1 by default), each on its own keep-alive connection, and does
-what the event's spec says. A function URL event carries its spec as JSON in the query parameter
-`spec`, or in the request body; without one it is echoed back. Specs:
+PROBE_WORKERS or AWS_LAMBDA_MAX_CONCURRENCY says (1 by default), each on its own keep-alive
+connection, and does what the event's spec says. A function URL event carries its spec as JSON
+in the query parameter `spec`, or in the request body; without one it is echoed back. Specs:
 
 - {"action": "echo"}: the event is the response.
 - {"action": "return", "raw": TEXT}: TEXT (bytes as given) is the response.
