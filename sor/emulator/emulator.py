@@ -168,6 +168,12 @@ class Emulator:
         except Exception as exc:  # a bug of ours: still said, never a silent loss
             self.log.error(f"asynchronous invocation failed: {type(exc).__name__}: {exc}")
             return
+        if result.stream is not None:  # nobody reads it: dropped as it comes, its end awaited
+            result.stream.abandon()
+            error = result.stream.wait_end()
+            if error is not None:
+                self.log.error(f"asynchronous invocation failed: {error.error_type}")
+            return
         if result.function_error is not None or result.status >= 300:
             what = result.error_type() or f"HTTP {result.status}"
             self.log.error(f"asynchronous invocation failed: {what}")

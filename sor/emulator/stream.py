@@ -81,7 +81,9 @@ class ChunkStream:
                 return data
             return None
 
-    @property
-    def ended(self) -> bool:
+    def wait_end(self) -> StreamError | None:
+        """Wait until the writer has ended the stream (it always does); how it ended."""
         with self._cv:
-            return self._ended and not self._pieces
+            while not self._ended:
+                self._cv.wait()
+            return self.error
