@@ -157,3 +157,25 @@ def test_a_bad_max_concurrency_is_a_usage_error(tmp_path: Path, value: str) -> N
     )
     assert done.returncode == 2
     assert b"--max-concurrency" in done.stderr and b"from 1 to 1024" in done.stderr
+
+
+def _peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_a_100_mib_stream_passes_through_in_bounded_memory(streaming: Serve) -> None:
+    size = 100 << 20
+    spec = {"action": "big", "size": size}
+    response = _call(streaming.url, "GET", "/big?spec=" + quote(json.dumps(spec)))
+    assert response.status == 200
+    got = 0
+    while piece := response.read1(1 << 16):
+        got += len(piece)
+    assert got == size
+    # sor local serve itself (not its bootstrap) never held the stream: far below its size
+    peak = _peak_rss_kib(streaming.proc.pid)
+    print(f"sor local serve peak RSS after a 100 MiB stream: {peak} KiB")
+    assert peak < 80 * 1024

@@ -13,6 +13,7 @@ in the query parameter `spec`, or in the request body; without one it is echoed 
   `prelude`, an HTTP stream (the prelude JSON and 8 NUL bytes first). Before the last chunk it
   waits for one byte from FIFO (the test's handshake); `error` ends it with the error trailers;
   the status the emulator answered is written to `status_file`.
+- {"action": "big", "size": N}: a plain stream of N bytes, sent in 1 MiB chunks.
 - {"action": "hold", "until": N, "seconds": S}: wait until N invocations have been in flight at once
   (at most 20 s), then S seconds; answers {"peak": the most in flight seen, "env": ...}.
 - {"action": "late", "seconds": S, "status_file": PATH}: answer after S seconds (past the
@@ -76,6 +77,10 @@ def spec_of(event: object) -> dict:
 def stream(conn: Connection, rid: str, spec: dict) -> None:
     content_type = spec.get("content_type", "application/octet-stream")
     chunks = [c.encode() for c in spec.get("chunks", [])]
+    if "size" in spec:
+        mib = b"x" * (1 << 20)
+        chunks = [mib] * (spec["size"] >> 20) + [b"x" * (spec["size"] & ((1 << 20) - 1))]
+        chunks = [c for c in chunks if c]
     if "prelude" in spec:
         content_type = "application/vnd.awslambda.http-integration-response"
         chunks.insert(0, json.dumps(spec["prelude"]).encode() + b"\0" * 8)
@@ -141,7 +146,7 @@ def serve() -> None:
         elif action == "fail":
             error = json.dumps({"errorType": "Probe.Error", "errorMessage": "asked to"}).encode()
             conn.request("POST", f"/invocation/{rid}/error", error)
-        elif action == "stream":
+        elif action in ("stream", "big"):
             stream(conn, rid, spec)
         elif action == "hold":
             hold(conn, rid, spec)
