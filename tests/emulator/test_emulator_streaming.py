@@ -388,3 +388,51 @@ def test_local_invoke_prints_a_stream_as_it_arrives(served: Served, tmp_path: Pa
             seen += pipe.read()
     assert seen == b"one\ntwo\nthree\n"
     assert codes == [1]  # the stream ended in error: exit status 1 (the ERROR on stderr)
+
+
+def test_a_timeout_mid_stream_ends_it_with_a_timeout_and_resets_the_runtime(
+    tmp_path: Path,
+) -> None:
+    served = Served(tmp_path, timeout=1.0)
+    gate = _gate(tmp_path)  # never opened: the last chunk never comes
+    try:
+        pid = served.emulator.bootstrap_pid()
+        spec = {"action": "stream", "chunks": ["begun", "never"], "gate": str(gate)}
+        with served.connect(_request("POST", INVOKE_PATH, json.dumps(spec).encode())) as sock:
+            status, _, body = _head(_read_all(sock, bytearray()))
+        data, trailers, complete = _dechunk(body)
+        assert (status, data, complete) == (200, b"begun", True)
+        assert trailers["lambda-runtime-function-error-type"] == "Sandbox.Timedout"
+        error = json.loads(base64.b64decode(trailers["lambda-runtime-function-error-body"]))
+        assert error["errorMessage"] == "Task timed out after 1.00 seconds"
+        echo = served.emulator.invoke(b'{"action": "echo"}')  # a new bootstrap serves it
+        assert echo.body == b'{"action": "echo"}'
+        assert served.emulator.bootstrap_pid() not in (None, pid)
+    finally:
+        served.close()
+
+
+def test_a_caller_that_goes_mid_stream_leaves_the_runtime_answered(
+    served: Served, tmp_path: Path
+) -> None:
+    gate, status_file = _gate(tmp_path), tmp_path / "status"
+    spec = {"action": "stream", "chunks": ["a" * 1000] * 40, "gate": str(gate)}
+    spec["status_file"] = str(status_file)
+    sock = served.connect(_request("POST", INVOKE_PATH, json.dumps(spec).encode()))
+    _read_until(sock, bytearray(), b"aaaa")
+    sock.close()  # gone before the end
+    _open_gate(gate)
+    assert _written(status_file) == "202"
+    assert served.emulator.invoke(b'{"action": "echo"}').body == b'{"action": "echo"}'
+
+
+def test_a_stream_for_an_unknown_invocation_is_refused(served: Served) -> None:
+    host, port = served.emulator.runtime_api.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(
+            b"POST /2018-06-01/runtime/invocation/nope/response HTTP/1.1\r\nHost: x\r\n"
+            b"Lambda-Runtime-Function-Response-Mode: streaming\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        )
+        status, _, body = _head(_read_all(sock, bytearray()))
+    assert status == 400 and json.loads(body)["errorType"] == "InvalidRequestID"
