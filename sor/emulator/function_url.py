@@ -145,7 +145,8 @@ def response_of(payload: bytes) -> HttpAnswer:
 def _head(value: dict[str, Any]) -> tuple[int, list[tuple[str, str]]] | None:
     """Status and headers of a response object or an HTTP stream's prelude; None if invalid."""
     status = value.get("statusCode", 200)
-    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+    # 1xx statuses are interim: they cannot end a response
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
         return None
     given = value.get("headers") or {}
     cookies = value.get("cookies") or []

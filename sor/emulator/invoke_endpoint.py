@@ -143,10 +143,12 @@ class _InvokeHandler(RequestHandler):
             self.answer(*_bad_gateway())
             return
         answer = function_url.response_of(result.body)
+        body = b"" if answer.status in (204, 304) else answer.body  # statuses without a body
         try:
-            self.answer(answer.status, answer.body, answer.headers)
-        except ValueError as exc:
+            self.answer(answer.status, body, answer.headers)
+        except ValueError as exc:  # nothing was sent: a header HTTP cannot carry
             self.server.emulator.log.error(f"function URL response refused: {exc}")
+            self.answer(*_bad_gateway())
 
     def _http_stream(self, stream: ChunkStream) -> None:
         """A streamed answer on a function URL: an HTTP stream's prelude gives the status and

@@ -278,6 +278,8 @@ def test_the_function_url_event(served: Served) -> None:
         ("just text", 200, [("content-type", "application/json")], b"just text"),
         ([1, 2], 200, [("content-type", "application/json")], b"[1, 2]"),
         ({"statusCode": 204}, 204, [], b""),
+        ({"statusCode": 304, "body": "dropped"}, 304, [], b""),
+        ({"statusCode": 200, "headers": {"x-bad": "é"}}, 502, [], None),
         ({"statusCode": "200"}, 502, [], None),
         ({"statusCode": 200, "body": {"not": "a string"}}, 502, [], None),
     ],
@@ -294,7 +296,8 @@ def test_the_function_url_response_rules(
         assert header in got_headers
     if isinstance(answer, dict) and "cookies" in answer:
         assert [v for n, v in got_headers if n == "set-cookie"] == answer["cookies"]
-    if status == 204:
+    if status in (204, 304):
+        assert got_body == b""
         return
     assert got_body == (body if body is not None else raw.encode()) or status == 502
 

@@ -123,6 +123,8 @@ def test_other_json_is_a_200_json_body() -> None:
     [
         b"not json",
         b'{"statusCode": 99}',
+        b'{"statusCode": 101}',
+        b'{"statusCode": 600}',
         b'{"statusCode": true}',
         b'{"statusCode": 200, "body": 5}',
         b'{"statusCode": 200, "headers": ["a"]}',
