@@ -162,6 +162,8 @@ class _RuntimeApiHandler(RequestHandler):
             message = f"Task timed out after {sandbox.timeout:.2f} seconds"
             error = StreamError("Sandbox.Timedout", answers.error_json("Sandbox.Timedout", message))
         except (BadChunk, OSError) as exc:
+            if isinstance(exc, BadChunk):
+                self.bad_request(str(exc))  # answered, and the connection closes
             self.close_connection = True
             message = f"RequestId: {request_id} Error: the runtime's stream broke off: {exc}"
             kind = "Runtime.ExitError"
@@ -182,11 +184,17 @@ class _RuntimeApiHandler(RequestHandler):
         self.connection.settimeout(max(inv.deadline - time.monotonic(), 0.001))
         if reader is None:  # a streaming post framed by Content-Length: one piece
             body = self.read_body(MAX_PAYLOAD)
-            if isinstance(body, bytes) and body:
+            if body is None:
+                raise OSError("a malformed body")  # answered 400 already
+            if isinstance(body, int):
+                return _too_large(inv.request_id)
+            if body:
                 stream.put(body, inv.deadline)
-            return None if isinstance(body, bytes) else _too_large(inv.request_id)
+            return None
+        size = 0  # counted here: what a caller that has gone drops counts too
         for piece in reader.pieces():
-            if stream.size + len(piece) > MAX_STREAM:
+            size += len(piece)
+            if size > MAX_STREAM:
                 self.close_connection = True  # the rest is never read
                 return _too_large(inv.request_id)
             stream.put(piece, inv.deadline)

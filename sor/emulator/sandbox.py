@@ -219,8 +219,8 @@ class Sandbox:
         """``inv`` is over (answered, or its stream has ended); the caller holds ``_cv``."""
         if self._live.pop(inv.request_id, None) is None:
             return
-        if inv in self._queue:
-            self._queue.remove(inv)
+        if any(queued is inv for queued in self._queue):
+            self._queue = collections.deque(queued for queued in self._queue if queued is not inv)
         self._answered.append(inv.request_id)  # so that a late post is told it is too late
         took = (time.monotonic() - inv.start) * 1000
         self.log.info(f"END RequestId: {inv.request_id}")

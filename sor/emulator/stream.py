@@ -37,7 +37,6 @@ class ChunkStream:
         self._ended = False
         self._abandoned = False
         self.error: StreamError | None = None
-        self.size = 0
 
     def put(self, data: bytes, deadline: float) -> bool:
         """Pass ``data`` on, waiting for room until ``deadline`` (TimeoutError past it); False
@@ -50,7 +49,6 @@ class ChunkStream:
                 self._cv.wait(left)
             if self._abandoned:
                 return False
-            self.size += len(data)
             self._pieces.append(data)
             self._cv.notify_all()
             return True

@@ -439,3 +439,17 @@ def test_a_stream_for_an_unknown_invocation_is_refused(served: Served) -> None:
         )
         status, _, body = _head(_read_all(sock, bytearray()))
     assert status == 400 and json.loads(body)["errorType"] == "InvalidRequestID"
+
+
+def test_a_malformed_stream_ends_in_error_and_the_runtime_gets_400(
+    served: Served, tmp_path: Path
+) -> None:
+    status_file = tmp_path / "status"
+    spec = {"action": "stream", "chunks": ["ok"], "malformed": True}
+    spec["status_file"] = str(status_file)
+    with served.connect(_request("POST", INVOKE_PATH, json.dumps(spec).encode())) as sock:
+        status, _, body = _head(_read_all(sock, bytearray()))
+    data, trailers, complete = _dechunk(body)
+    assert (status, data, complete) == (200, b"ok", True)
+    assert trailers["lambda-runtime-function-error-type"] == "Runtime.ExitError"
+    assert _written(status_file) == "400"

@@ -9,13 +9,14 @@ in the query parameter `spec`, or in the request body; without one it is echoed 
 - {"action": "return", "raw": TEXT}: TEXT (bytes as given) is the response.
 - {"action": "fail"}: an invocation error (Probe.Error).
 - {"action": "stream", "chunks": [TEXT...], "gate": FIFO, "content_type": CT, "prelude": OBJ,
-  "error": TYPE, "status_file": PATH}: a streamed response (chunked, streaming mode); with
-  `prelude`, an HTTP stream (the prelude JSON and 8 NUL bytes first). Before the last chunk it
+  "error": TYPE, "malformed": true, "status_file": PATH}: a streamed response (chunked,
+  streaming mode); with `prelude`, an HTTP stream (the prelude JSON and 8 NUL bytes first). Before the last chunk it
   waits for one byte from FIFO (the test's handshake); `error` ends it with the error trailers;
-  the status the emulator answered is written to `status_file`.
+  `malformed` ends it with a chunk size that is not one; the status the emulator answered is
+  written to `status_file`.
 - {"action": "big", "size": N}: a plain stream of N bytes, sent in 1 MiB chunks.
-- {"action": "hold", "until": N, "seconds": S}: wait until N invocations have been in flight at once
-  (at most 20 s), then S seconds; answers {"peak": the most in flight seen, "env": ...}.
+- {"action": "hold", "until": N, "seconds": S}: wait until N invocations have been in flight
+  at once (at most 20 s), then S seconds; answers {"peak": the most in flight seen, "env": ...}.
 - {"action": "late", "seconds": S, "status_file": PATH}: answer after S seconds (past the
   deadline) and write the status the emulator answered.
 """
@@ -98,6 +99,12 @@ def stream(conn: Connection, rid: str, spec: dict) -> None:
             with open(spec["gate"], "rb") as gate:
                 gate.read(1)
         conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    if spec.get("malformed"):  # a chunk size that is not one: the emulator answers 400
+        conn.send(b"zz\r\n")
+        status, _, _ = conn.response()
+        with open(spec["status_file"], "w") as f:
+            f.write(str(status))
+        return
     trailers = b""
     if spec.get("error"):
         error = {"errorType": spec["error"], "errorMessage": "mid-stream", "stackTrace": []}
