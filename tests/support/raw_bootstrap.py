@@ -10,8 +10,9 @@ in the query parameter `spec`, or in the request body; without one it is echoed 
 - {"action": "fail"}: an invocation error (Probe.Error).
 - {"action": "stream", "chunks": [TEXT...], "gate": FIFO, "content_type": CT, "prelude": OBJ,
   "error": TYPE, "malformed": true, "status_file": PATH}: a streamed response (chunked,
-  streaming mode); with `prelude`, an HTTP stream (the prelude JSON and 8 NUL bytes first). Before the last chunk it
-  waits for one byte from FIFO (the test's handshake); `error` ends it with the error trailers;
+  streaming mode); with `prelude`, an HTTP stream (the prelude JSON and 8 NUL bytes first).
+  Before the last chunk it waits for one byte from FIFO (the test's handshake); `error` ends it
+  with the error trailers;
   `malformed` ends it with a chunk size that is not one; the status the emulator answered is
   written to `status_file`.
 - {"action": "big", "size": N}: a plain stream of N bytes, sent in 1 MiB chunks.
