@@ -6,20 +6,26 @@ from typing import Any
 
 # Bytes of a synchronous event or response: 6 MiB and the 100 bytes Lambda's messages name.
 MAX_PAYLOAD = 6 * 1024 * 1024 + 100
-# Bytes of a streamed response (Lambda's response streaming limit, 200 MiB).
-MAX_STREAM = 200 * 1024 * 1024
 # Bytes of one protocol line between sor and a language runtime: a payload and its envelope.
 MAX_MESSAGE = 7 * 1024 * 1024
+# Bytes of a streamed response (SPEC "Response streaming"): more ends the stream with an error.
+MAX_STREAM = 200 * 1024 * 1024
+# Bytes of one streamed chunk in a protocol `chunk` message (runtimes/PROTOCOL.md).
+MAX_CHUNK = 1024 * 1024
+# Bytes of the error document in a stream's trailers (before base64): sor's bound, not Lambda's,
+# so that the trailer passes HTTP stacks' header limits; a longer one loses its stack trace.
+MAX_ERROR_TRAILER = 16 * 1024
 # Seconds a function may run at most.
 MAX_FUNCTION_TIMEOUT = 900.0
 
 
-def too_large_error() -> dict[str, Any]:
-    """The error Lambda reports for a response over MAX_PAYLOAD (its own words)."""
+def too_large_error(limit: int = MAX_PAYLOAD) -> dict[str, Any]:
+    """The error Lambda reports for a response over ``limit`` (its own words): MAX_PAYLOAD, or
+    MAX_STREAM for a streamed one."""
     return {
         "errorType": "Function.ResponseSizeTooLarge",
         "errorMessage": (
-            f"Response payload size exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes)."
+            f"Response payload size exceeded maximum allowed payload size ({limit} bytes)."
         ),
         "stackTrace": [],
     }
