@@ -85,6 +85,8 @@ class Emulator:
         self.bootstrap = list(bootstrap or [sys.executable, "-m", "sor", "run"])
         self.log = log if log is not None else Log()
         self.handler = handler
+        if max_concurrency < 1:
+            raise UsageError(f"max_concurrency {max_concurrency}: at least 1")
         self.max_concurrency = max_concurrency
         self.env: dict[str, str] = {}
         self._sandbox: Sandbox | None = None
@@ -136,7 +138,10 @@ class Emulator:
         """One invocation; ``client_context`` is the JSON object text the runtime gets (a 400
         answer when it is not one; see ``client_context_header``), ``tenant_id`` reaches it as
         `Lambda-Runtime-Aws-Tenant-Id`. ``invocation_type`` as Lambda's: `Event` answers 202 at
-        once and runs it in the background (its failure logged), `DryRun` 204 without running."""
+        once and runs it in the background (its failure logged), `DryRun` 204 without running.
+        A streamed answer comes back as soon as it begins, with ``stream`` set: read it (or
+        ``abandon`` it) before ``stop``. Thread-safe: ``max_concurrency`` run at once, the
+        other callers wait their turn."""
         assert self._sandbox is not None, "the emulator is not started"
         if invocation_type not in _INVOCATION_TYPES:
             return invocation_type_error_answer(invocation_type)

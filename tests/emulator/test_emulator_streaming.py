@@ -453,3 +453,12 @@ def test_a_malformed_stream_ends_in_error_and_the_runtime_gets_400(
     assert (status, data, complete) == (200, b"ok", True)
     assert trailers["lambda-runtime-function-error-type"] == "Runtime.ExitError"
     assert _written(status_file) == "400"
+
+
+def test_an_event_invocation_that_streams_is_drained(served: Served, tmp_path: Path) -> None:
+    status_file = tmp_path / "status"
+    spec = {"action": "stream", "chunks": ["x" * 100_000] * 30, "status_file": str(status_file)}
+    result = served.emulator.invoke(json.dumps(spec).encode(), invocation_type="Event")
+    assert (result.status, result.stream) == (202, None)
+    assert _written(status_file) == "202"  # nobody read it, and the runtime was answered
+    assert served.emulator.invoke(b'{"action": "echo"}').body == b'{"action": "echo"}'
