@@ -13,26 +13,22 @@ the timeout, the bootstrap goes on, and a late answer is refused).
 from __future__ import annotations
 
 import collections
-import signal
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sor.emulator import answers
 from sor.emulator.answers import InvokeResult
-from sor.emulator.extensions import Extensions, Outcome
+from sor.emulator.bootstrap import Bootstrap, end_bootstrap, start_bootstrap
+from sor.emulator.extensions import Outcome
 from sor.emulator.stream import ChunkStream, StreamError
 from sor.limits import MAX_PAYLOAD
 from sor.logs import Log
-from sor.process import reaper, tree
-from sor.process.spawn import Child
-from sor.process.supervised import Retired, Supervised
+from sor.process.supervised import Retired
 
 _TOO_LARGE = f"Exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes)."
-_LOG_WAIT = 0.5  # for the last log lines of a bootstrap that ended
-_STOP_GRACE = 2.0  # how long a stopping bootstrap may take to end its own children after SIGTERM
 
 
 @dataclass
@@ -51,20 +47,6 @@ class Emulated:
     delivered: bool = False
     answer: InvokeResult | None = None
     start: float = 0.0
-
-
-@dataclass
-class _Bootstrap:
-    """A started bootstrap; ``code`` is set by its watcher once it has ended and been reaped."""
-
-    proc: Supervised
-    child: Child
-    code: int | None = None
-    ended: bool = False
-    initialized: bool = False
-    init_error: bytes | None = None
-    descendants: set[int] = field(default_factory=set)
-    extensions: Extensions = field(default_factory=Extensions)
 
 
 def trace_id() -> str:
@@ -88,7 +70,7 @@ class Sandbox:
         self._cv = threading.Condition()
         self._tickets = 0  # callers are let in first come first served, `concurrency` at once
         self._turn = 0
-        self._boot: _Bootstrap | None = None
+        self._boot: Bootstrap | None = None
         self._live: dict[str, Emulated] = {}  # let in and not yet answered (or still streaming)
         self._queue: collections.deque[Emulated] = collections.deque()  # for the bootstrap to take
         self._answered: collections.deque[str] = collections.deque(maxlen=256)
@@ -100,48 +82,15 @@ class Sandbox:
         with self._cv:
             self._spawn()
 
-    def _spawn(self) -> _Bootstrap:
+    def _spawn(self) -> Bootstrap:
         """Start a new bootstrap; the caller holds ``_cv``."""
-        reaper.become_subreaper()  # orphans of the bootstrap come to us, to be found and reaped
-        proc = Supervised(  # its stdout and stderr are the function's logs, as Lambda shows them
-            self.argv,
-            env={**self.env, "PWD": self.cwd},
-            emit=self.log.raw,
-            retired=self._retired,
-            cwd=self.cwd,
-            logs=(1, 2),
-        )
-        self._boot = boot = _Bootstrap(proc, proc.child)
-        threading.Thread(target=self._watch, args=(boot,), daemon=True, name="sor-watch").start()
-        return boot
+        env = {**self.env, "PWD": self.cwd}
+        self._boot = start_bootstrap(self.argv, env, self.cwd, self.log, self._retired, self._cv)
+        return self._boot
 
-    def _watch(self, boot: _Bootstrap) -> None:
-        tree.wait_exit(boot.child, None)
-        # Kills what is left of its group and reaps it; its last log lines may take a moment.
-        code = boot.proc.stop(stderr_wait=_LOG_WAIT)
-        with self._cv:
-            boot.code = code
-            boot.ended = True
-            self._cv.notify_all()
-
-    def _kill(self, boot: _Bootstrap, graceful: bool) -> None:
+    def _kill(self, boot: Bootstrap, graceful: bool) -> None:
         """End ``boot`` and everything it started; the caller holds ``_cv``."""
-        if not boot.ended:
-            boot.descendants |= tree.descendants(boot.child.pid)
-        if not boot.ended and graceful:
-            boot.child.kill_group(signal.SIGTERM)
-            self._cv.wait_for(lambda: boot.ended, _STOP_GRACE)
-        if not boot.ended:
-            boot.descendants |= tree.descendants(boot.child.pid)
-            boot.child.kill_group(signal.SIGKILL)
-        for pid in boot.descendants:  # children that left the group (e.g. `sor run`'s runtime)
-            tree.kill_tree(pid)
-        self._cv.wait_for(lambda: boot.ended, 5.0)
-        # SIGKILL is asynchronous: wait (briefly) until they are really gone, so that nothing of
-        # this bootstrap still runs when the next one starts or the emulator has stopped.
-        until = time.monotonic() + 1.0
-        while any(map(tree.running, boot.descendants)) and time.monotonic() < until:
-            self._cv.wait(0.01)
+        end_bootstrap(boot, self._cv, graceful)
         if self._boot is boot:
             self._boot = None
         self._cv.notify_all()
@@ -227,7 +176,7 @@ class Sandbox:
         self.log.info(f"REPORT RequestId: {inv.request_id}\tDuration: {took:.2f} ms")
         self._cv.notify_all()
 
-    def _await(self, inv: Emulated, boot: _Bootstrap) -> InvokeResult:
+    def _await(self, inv: Emulated, boot: Bootstrap) -> InvokeResult:
         """Wait for the answer, the bootstrap's end, its init error, or the deadline."""
         while True:
             if inv.answer is not None:
