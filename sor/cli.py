@@ -43,13 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--event", metavar="FILE|-", help="event JSON (default: {})")
     p.add_argument("--timeout", type=float, default=3.0, metavar="S", help="function timeout")
     p.add_argument("--env", action="append", default=[], metavar="K=V", help="set a variable")
-    p = lsub.add_parser("serve", help="serve the RIE-compatible invoke endpoint")
+    p = lsub.add_parser("serve", help="serve the RIE-compatible invoke endpoint and function URLs")
     p.add_argument("dir", nargs="?", default=".", metavar="DIR")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9000)
     p.add_argument("--timeout", type=float, default=3.0, metavar="S", help="function timeout")
     p.add_argument("--env", action="append", default=[], metavar="K=V", help="set a variable")
     p.add_argument("--bootstrap", metavar="CMD", help="host this command instead of `sor run`")
+    p.add_argument(
+        "--max-concurrency",
+        default="1",
+        metavar="N",
+        help="invocations at once (AWS_LAMBDA_MAX_CONCURRENCY, as on Managed Instances)",
+    )
 
     p = sub.add_parser("invoke", help="invoke a running RIE-compatible endpoint")
     p.add_argument("url", nargs="?", metavar="URL", help="default: http://127.0.0.1:9000")

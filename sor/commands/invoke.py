@@ -3,8 +3,8 @@
 The endpoint is `sor local serve` or AWS's Runtime Interface Emulator (in a container image):
 `POST /2015-03-31/functions/function/invocations`, as Lambda's Invoke API. The answer is
 streamed to stdout chunk by chunk. Exit status: 0 success, 1 function error (an
-`X-Amz-Function-Error` header, or an error status such as RIE's 502), 2 usage or unreachable.
-This is the only module that imports `requests`: the client side, never `sor run`.
+`X-Amz-Function-Error` header or trailer, or an error status such as RIE's 502), 2 usage or
+unreachable. The HTTP client is ``sor.http.streamed`` (it reads the trailers of a stream).
 """
 
 from __future__ import annotations
@@ -81,8 +81,9 @@ def reason(exc: Exception) -> str:
 
 
 def failed(status: int, headers: Mapping[str, str]) -> bool:
-    """True when the answer is a function error (or the invocation did not run at all)."""
-    return bool(headers.get("X-Amz-Function-Error")) or not 200 <= status < 300
+    """True when the answer is a function error (or the invocation did not run at all);
+    ``headers`` names lower-cased."""
+    return bool(headers.get("x-amz-function-error")) or not 200 <= status < 300
 
 
 def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -94,27 +95,40 @@ def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def _invoke(url: str, event: bytes, headers: dict[str, str], out: BinaryIO) -> int:
-    try:
-        import requests  # only here: `requests` serves the client side
-    except ImportError:  # e.g. sor from a Lambda layer, which leaves it out
-        raise UsageError("sor invoke needs the requests package (pip install requests)") from None
+    import http.client
+
+    from sor.http import streamed  # only here: the client side
 
     try:
-        response = requests.post(
-            url, data=event, headers=headers, stream=True, timeout=(CONNECT_TIMEOUT, None)
-        )
-    except requests.RequestException as exc:
+        response = streamed.post(url, event, headers, CONNECT_TIMEOUT)
+    except (OSError, http.client.HTTPException) as exc:
         raise Unreachable(f"cannot reach {url}: {reason(exc)}") from None
-    with response:
-        try:
-            # chunk_size=None: each piece as the server sends it (a chunk, for a stream)
-            for chunk in response.iter_content(chunk_size=None):
-                out.write(chunk)
-                out.flush()
-        except requests.RequestException as exc:
-            raise Unreachable(f"the answer from {url} broke off: {reason(exc)}") from None
-    if failed(response.status_code, response.headers):
-        kind = response.headers.get("X-Amz-Function-Error") or "error"
-        print(f"sor invoke: HTTP {response.status_code} ({kind})", file=sys.stderr)
+    try:
+        for piece in response.pieces():
+            out.write(piece)
+            out.flush()
+    except streamed.BrokenOff as exc:
+        raise Unreachable(f"the answer from {url} broke off: {exc}") from None
+    finally:
+        response.close()
+    error = stream_error(response.trailers)
+    if error is not None:  # a streamed answer that ended in error after its first byte
+        print(f"sor invoke: the stream ended in error: {error}", file=sys.stderr)
+        return 1
+    if failed(response.status, response.headers):
+        kind = response.headers.get("x-amz-function-error") or "error"
+        print(f"sor invoke: HTTP {response.status} ({kind})", file=sys.stderr)
         return 1
     return 0
+
+
+def stream_error(trailers: Mapping[str, str]) -> str | None:
+    """The error a stream's trailers report (the ERROR JSON when given), or None."""
+    kind = trailers.get("lambda-runtime-function-error-type")
+    body = trailers.get("lambda-runtime-function-error-body")
+    if not kind and not body and not trailers.get("x-amz-function-error"):
+        return None
+    try:
+        return base64.b64decode(body or "", validate=True).decode("utf-8") or kind or "Unhandled"
+    except ValueError:  # binascii.Error and UnicodeDecodeError too
+        return kind or "Unhandled"

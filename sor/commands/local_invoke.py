@@ -9,8 +9,12 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, BinaryIO
 
 from sor.errors import UsageError
+
+if TYPE_CHECKING:
+    from sor.emulator.stream import ChunkStream
 
 
 def function_env(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, str]:
@@ -93,14 +97,36 @@ def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     handler = configured_handler(directory, fenv)
     emulator = Emulator(directory, timeout, fenv, None, Log.from_env(fenv), handler=handler)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # so that `finally` stops the bootstrap
+    out = sys.stdout.buffer
     try:
         emulator.start()
         result = emulator.invoke(event)
+        if result.stream is not None:
+            return print_stream(result.stream, out)
     finally:
         emulator.stop()
         signal.signal(signal.SIGTERM, previous)
-    out = sys.stdout.buffer
     out.write(result.body if result.body.endswith(b"\n") else result.body + b"\n")
     out.flush()
     # A config error never gets here: the config is loaded above, in this process (exit 2).
     return 0 if result.function_error is None else 1
+
+
+def print_stream(stream: ChunkStream, out: BinaryIO) -> int:
+    """A streamed answer on ``out`` as it arrives, each piece flushed (as the invoke endpoint
+    passes it on: an HTTP stream's prelude included); a newline ends it. An error after the
+    first byte: the ERROR JSON on stderr, exit status 1."""
+    last = b"\n"
+    while (piece := stream.next_piece()) is not None:
+        out.write(piece)
+        out.flush()
+        last = piece[-1:] or last
+    if last != b"\n":
+        out.write(b"\n")
+        out.flush()
+    if stream.error is None:
+        return 0
+    error = stream.error.body
+    sys.stderr.buffer.write(error if error.endswith(b"\n") else error + b"\n")
+    sys.stderr.buffer.flush()
+    return 1

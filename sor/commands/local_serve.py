@@ -1,4 +1,5 @@
-"""`sor local serve`: the embedded emulator behind RIE's invoke endpoint, until stopped."""
+"""`sor local serve`: the embedded emulator behind RIE's invoke endpoint and function URLs, until
+stopped."""
 
 from __future__ import annotations
 
@@ -31,6 +32,18 @@ def bootstrap_argv(command: str | None) -> list[str] | None:
     return argv
 
 
+MAX_CONCURRENCY = 1024  # far more than a machine runs at once; past it, a typo
+
+
+def max_concurrency(text: str) -> int:
+    """``--max-concurrency N``: an integer from 1 to ``MAX_CONCURRENCY``."""
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_CONCURRENCY:
+        raise UsageError(
+            f"--max-concurrency {text!r}: expected an integer from 1 to {MAX_CONCURRENCY}"
+        )
+    return int(text)
+
+
 def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from sor.emulator.emulator import Emulator
     from sor.emulator.invoke_endpoint import invoke_server
@@ -39,9 +52,13 @@ def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     directory = function_dir(args)
     fenv = function_env(args, env)
     argv = bootstrap_argv(args.bootstrap)
+    concurrency = max_concurrency(str(args.max_concurrency))
     handler = configured_handler(directory, fenv) if argv is None else None
     log = Log.from_env(fenv)
-    emulator = Emulator(directory, function_timeout(args), fenv, argv, log, handler=handler)
+    timeout = function_timeout(args)
+    emulator = Emulator(
+        directory, timeout, fenv, argv, log, handler=handler, max_concurrency=concurrency
+    )
     try:
         server = invoke_server(emulator, args.host, args.port)
     except OSError as exc:

@@ -12,18 +12,24 @@ from __future__ import annotations
 import json
 import signal
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sor.emulator.stream import ChunkStream
 
 UNHANDLED = "Unhandled"
 
 
 @dataclass(frozen=True)
 class InvokeResult:
-    """One invocation's answer: HTTP status, body, headers, and Lambda's FunctionError if any."""
+    """One invocation's answer: HTTP status, body, headers, and Lambda's FunctionError if any;
+    a streamed answer has its ``stream`` (its pieces come as the runtime sends them) and no body."""
 
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     function_error: str | None = None
+    stream: ChunkStream | None = None
 
     def error_type(self) -> str | None:
         """The errorType of an error answer whose body is an ERROR object."""
@@ -59,6 +65,16 @@ def _error(error_type: str, message: str) -> bytes:
 def success_answer(body: bytes) -> InvokeResult:
     """The runtime posted a response."""
     return _answer(200, body, None)
+
+
+def streamed_answer(stream: ChunkStream) -> InvokeResult:
+    """The runtime streams its response: 200, the content type it posted with."""
+    return InvokeResult(200, b"", {"Content-Type": stream.content_type}, None, stream)
+
+
+def error_json(error_type: str, message: str) -> bytes:
+    """An ERROR object of the emulator's own (a stream that ended in error, for instance)."""
+    return _error(error_type, message)
 
 
 def function_error_answer(body: bytes) -> InvokeResult:

@@ -1,19 +1,17 @@
 """sor's embedded emulator: the Lambda Runtime API for one bootstrap.
 
-``Emulator`` serves ``/2018-06-01/runtime/...`` on 127.0.0.1 (an ephemeral port) to the bootstrap it
-starts in ``DIR`` with the Lambda environment, and runs invocations through it one at a time
-(``sor.emulator.sandbox``). ``sor.emulator.invoke_endpoint`` puts RIE's ``POST
-/2015-03-31/functions/function/invocations`` in front of it. Both servers are ``sor.http.server``'s
+``Emulator`` serves ``/2018-06-01/runtime/...`` (``sor.emulator.runtime_api``) on 127.0.0.1 (an
+ephemeral port) to the bootstrap it starts in ``DIR`` with the Lambda environment, and runs
+invocations through it, one at a time or ``max_concurrency`` at once (``sor.emulator.sandbox``).
+``sor.emulator.invoke_endpoint`` puts RIE's ``POST /2015-03-31/functions/function/invocations``
+and the function URLs in front of it. Both servers are ``sor.http.server``'s
 threaded HTTP/1.1 servers: the emulator is the only part of sor that serves HTTP.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import select
 import shlex
-import socket
 import sys
 import threading
 import time
@@ -28,19 +26,14 @@ from sor.emulator.answers import (
     dry_run_answer,
     invocation_type_error_answer,
     request_too_large_answer,
-    service_error_answer,
     tenant_id_error_answer,
 )
-from sor.emulator.extensions import MAX_REGISTER_BODY
-from sor.emulator.extensions import PREFIX as EXTENSION_PREFIX
+from sor.emulator.runtime_api import RuntimeApiServer
 from sor.emulator.sandbox import Sandbox
 from sor.errors import UsageError
-from sor.http.server import RequestHandler, Server
 from sor.limits import MAX_PAYLOAD
 from sor.logs import Log
 
-_PREFIX = "/2018-06-01/runtime"
-_INVOCATION = re.compile(rf"^{_PREFIX}/invocation/([^/]+)/(response|error)$")
 _ACCOUNT = "012345678912"  # RIE's account id in the invoked function ARN
 
 
@@ -72,124 +65,6 @@ def lambda_environment(
     return env
 
 
-class _RuntimeApiServer(Server):
-    def __init__(self, sandbox: Sandbox, arn: str) -> None:
-        super().__init__(("127.0.0.1", 0), _RuntimeApiHandler)
-        self.sandbox = sandbox
-        self.arn = arn
-
-
-class _RuntimeApiHandler(RequestHandler):
-    """The Lambda Runtime API, as the bootstrap sees it."""
-
-    server: _RuntimeApiServer
-
-    def do_GET(self) -> None:
-        if self.path == f"{EXTENSION_PREFIX}/event/next":
-            self._extension_next()
-            return
-        if self.path != f"{_PREFIX}/invocation/next":
-            self.not_found()
-            return
-        sandbox = self.server.sandbox
-        inv = sandbox.next_invocation(self._peer_gone)
-        if inv is None:
-            self.close_connection = True  # stopping, restarted, or a caller that has gone
-            return
-        headers = {
-            "Content-Type": "application/json",
-            "Lambda-Runtime-Aws-Request-Id": inv.request_id,
-            "Lambda-Runtime-Deadline-Ms": str(inv.deadline_ms),
-            "Lambda-Runtime-Invoked-Function-Arn": self.server.arn,
-            "Lambda-Runtime-Trace-Id": inv.trace_id,
-        }
-        if inv.client_context is not None:
-            headers["Lambda-Runtime-Client-Context"] = inv.client_context
-        if inv.cognito_identity is not None:
-            headers["Lambda-Runtime-Cognito-Identity"] = inv.cognito_identity
-        if inv.tenant_id is not None:
-            headers["Lambda-Runtime-Aws-Tenant-Id"] = inv.tenant_id
-        try:
-            sent = self.answer(200, inv.payload, headers)
-        except Exception as exc:
-            # Never leave the invocation delivered yet unsent: its caller would wait for nothing.
-            message = f"RequestId: {inv.request_id} could not be sent to the runtime: {exc}"
-            sandbox.log.error(message, inv.request_id)
-            sandbox.fail_invocation(inv, service_error_answer(message))
-            return
-        if not sent:
-            sandbox.return_invocation(inv)
-
-    def _register(self) -> None:
-        body = self.read_body(MAX_REGISTER_BODY)
-        if body is None:
-            return
-        name = self.headers.get("Lambda-Extension-Name", "")
-        given = body if isinstance(body, bytes) else b"too large"
-        status, value, message = self.server.sandbox.register_extension(name, given)
-        if status != 200:
-            self.answer_json(status, {"errorMessage": message, "errorType": value})
-            return
-        env = self.server.sandbox.env
-        info = {
-            "functionName": env.get("AWS_LAMBDA_FUNCTION_NAME", ""),
-            "functionVersion": env.get("AWS_LAMBDA_FUNCTION_VERSION", ""),
-            "handler": env.get("_HANDLER", ""),
-        }
-        headers = {"Content-Type": "application/json", "Lambda-Extension-Identifier": value}
-        self.answer(200, json.dumps(info).encode(), headers)
-
-    def _extension_next(self) -> None:
-        identifier = self.headers.get("Lambda-Extension-Identifier", "")
-        if not self.server.sandbox.hold_extension(identifier, self._peer_gone):
-            message = f"Unknown extension {identifier}"
-            error = {"errorMessage": message, "errorType": "Extension.UnknownExtensionIdentifier"}
-            self.answer_json(403, error)
-            return
-        self.close_connection = True  # the bootstrap has ended: nothing will ever be sent
-
-    def do_POST(self) -> None:
-        if self.path == f"{EXTENSION_PREFIX}/register":
-            self._register()
-            return
-        sandbox = self.server.sandbox
-        error_type = self.headers.get("Lambda-Runtime-Function-Error-Type", "")
-        match = _INVOCATION.match(self.path)
-        if match is None and self.path != f"{_PREFIX}/init/error":
-            if self.read_body(0) is not None:
-                self.not_found()
-            return
-        body = self.read_body(MAX_PAYLOAD)
-        if body is None:
-            return
-        if match is None:
-            outcome = sandbox.post_init_error(body if isinstance(body, bytes) else b"", error_type)
-        elif isinstance(body, int):
-            outcome = sandbox.response_too_large(match.group(1), body)
-        elif match.group(2) == "response":
-            outcome = sandbox.post_response(match.group(1), body)
-        else:
-            outcome = sandbox.post_error(match.group(1), body, error_type)
-        status, kind, message = outcome
-        if status == 202:
-            self.answer_json(202, {"status": "OK"})
-        else:
-            self.answer_json(status, {"errorMessage": message, "errorType": kind})
-
-    def _peer_gone(self) -> bool:
-        """True when the bootstrap has closed this connection (e.g. it was killed)."""
-        try:
-            poller = select.poll()  # not select(): any descriptor number works
-            poller.register(self.connection, select.POLLIN)
-            if not poller.poll(0):
-                return False
-            return bool(self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"")
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True
-
-
 class Emulator:
     """The embedded Lambda emulator, usable in-process: ``start``, ``invoke``..., ``stop``."""
 
@@ -202,6 +77,7 @@ class Emulator:
         log: Log | None = None,
         *,
         handler: str | None = None,
+        max_concurrency: int = 1,
     ) -> None:
         self.directory = str(Path(directory).resolve())
         self.timeout = timeout
@@ -209,9 +85,12 @@ class Emulator:
         self.bootstrap = list(bootstrap or [sys.executable, "-m", "sor", "run"])
         self.log = log if log is not None else Log()
         self.handler = handler
+        if max_concurrency < 1:
+            raise UsageError(f"max_concurrency {max_concurrency}: at least 1")
+        self.max_concurrency = max_concurrency
         self.env: dict[str, str] = {}
         self._sandbox: Sandbox | None = None
-        self._server: _RuntimeApiServer | None = None
+        self._server: RuntimeApiServer | None = None
 
     @property
     def runtime_api(self) -> str:
@@ -227,11 +106,14 @@ class Emulator:
         sandbox = Sandbox(
             self.bootstrap, cwd=self.directory, env={}, timeout=self.timeout, log=self.log
         )
-        self._server = _RuntimeApiServer(sandbox, "")
+        self._server = RuntimeApiServer(sandbox, "")
         self.env = lambda_environment(
             self.base_env, self.directory, self.runtime_api, self.timeout, self.handler
         )
+        if self.max_concurrency > 1:  # Lambda Managed Instances: so many at once
+            self.env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(self.max_concurrency)
         sandbox.env = self.env
+        sandbox.concurrency = self.max_concurrency
         region, name = self.env["AWS_REGION"], self.env["AWS_LAMBDA_FUNCTION_NAME"]
         arn = f"arn:aws:lambda:{region}:{_ACCOUNT}:function:{name}"
         self._server.arn = _header_safe(arn)  # a directory name may be anything
@@ -256,7 +138,10 @@ class Emulator:
         """One invocation; ``client_context`` is the JSON object text the runtime gets (a 400
         answer when it is not one; see ``client_context_header``), ``tenant_id`` reaches it as
         `Lambda-Runtime-Aws-Tenant-Id`. ``invocation_type`` as Lambda's: `Event` answers 202 at
-        once and runs it in the background (its failure logged), `DryRun` 204 without running."""
+        once and runs it in the background (its failure logged), `DryRun` 204 without running.
+        A streamed answer comes back as soon as it begins, with ``stream`` set: read it (or
+        ``abandon`` it) before ``stop``. Thread-safe: ``max_concurrency`` run at once, the
+        other callers wait their turn."""
         assert self._sandbox is not None, "the emulator is not started"
         if invocation_type not in _INVOCATION_TYPES:
             return invocation_type_error_answer(invocation_type)
@@ -287,6 +172,12 @@ class Emulator:
             result = sandbox.invoke(payload, context, tenant_id=tenant_id)
         except Exception as exc:  # a bug of ours: still said, never a silent loss
             self.log.error(f"asynchronous invocation failed: {type(exc).__name__}: {exc}")
+            return
+        if result.stream is not None:  # nobody reads it: dropped as it comes, its end awaited
+            result.stream.abandon()
+            error = result.stream.wait_end()
+            if error is not None:
+                self.log.error(f"asynchronous invocation failed: {error.error_type}")
             return
         if result.function_error is not None or result.status >= 300:
             what = result.error_type() or f"HTTP {result.status}"

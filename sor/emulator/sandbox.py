@@ -1,34 +1,34 @@
-"""The emulated Lambda sandbox: one bootstrap process and one invocation at a time.
+"""The emulated Lambda sandbox: one bootstrap process, ``concurrency`` invocations at a time.
 
 The state here is what the Runtime API server (in ``sor.emulator``) and the invoke callers share:
-the current bootstrap process, the invocation in flight, and its answer. Callers of
-``invoke`` are queued; each gets exactly one ``InvokeResult``, whatever the bootstrap does (answer,
-fail, time out, die, never start). A bootstrap that times out or dies is killed with everything it
-started and is started again for the next invocation, as Lambda resets a sandbox.
+the current bootstrap process, the invocations in flight (keyed by request id), and their answers.
+Callers of ``invoke`` beyond ``concurrency`` are queued, first come first served; each gets exactly
+one ``InvokeResult``, whatever the bootstrap does (answer, stream, fail, time out, die, never
+start). A bootstrap that dies is killed with everything it started and is started again for the
+next invocation, as Lambda resets a sandbox; so is one that times out, unless several invocations
+run at once (Lambda Managed Instances do not stop an invocation past its timeout: its caller gets
+the timeout, the bootstrap goes on, and a late answer is refused).
 """
 
 from __future__ import annotations
 
 import collections
-import signal
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sor.emulator import answers
 from sor.emulator.answers import InvokeResult
-from sor.emulator.extensions import Extensions, Outcome
+from sor.emulator.bootstrap import Bootstrap, end_bootstrap, start_bootstrap
+from sor.emulator.extensions import Outcome
+from sor.emulator.stream import ChunkStream, StreamError
 from sor.limits import MAX_PAYLOAD
 from sor.logs import Log
-from sor.process import reaper, tree
-from sor.process.spawn import Child
-from sor.process.supervised import Retired, Supervised
+from sor.process.supervised import Retired
 
 _TOO_LARGE = f"Exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes)."
-_LOG_WAIT = 0.5  # for the last log lines of a bootstrap that ended
-_STOP_GRACE = 2.0  # how long a stopping bootstrap may take to end its own children after SIGTERM
 
 
 @dataclass
@@ -46,20 +46,7 @@ class Emulated:
     tenant_id: str | None = None
     delivered: bool = False
     answer: InvokeResult | None = None
-
-
-@dataclass
-class _Bootstrap:
-    """A started bootstrap; ``code`` is set by its watcher once it has ended and been reaped."""
-
-    proc: Supervised
-    child: Child
-    code: int | None = None
-    ended: bool = False
-    initialized: bool = False
-    init_error: bytes | None = None
-    descendants: set[int] = field(default_factory=set)
-    extensions: Extensions = field(default_factory=Extensions)
+    start: float = 0.0
 
 
 def trace_id() -> str:
@@ -79,12 +66,14 @@ class Sandbox:
         self.env = dict(env)
         self.timeout = timeout
         self.log = log
+        self.concurrency = 1
         self._cv = threading.Condition()
-        self._tickets = 0  # invocations run one at a time, first come first served
+        self._tickets = 0  # callers are let in first come first served, `concurrency` at once
         self._turn = 0
-        self._boot: _Bootstrap | None = None
-        self._current: Emulated | None = None
-        self._answered: collections.deque[str] = collections.deque(maxlen=16)
+        self._boot: Bootstrap | None = None
+        self._live: dict[str, Emulated] = {}  # let in and not yet answered (or still streaming)
+        self._queue: collections.deque[Emulated] = collections.deque()  # for the bootstrap to take
+        self._answered: collections.deque[str] = collections.deque(maxlen=256)
         self._retired = Retired()
         self._stopping = False
 
@@ -93,48 +82,15 @@ class Sandbox:
         with self._cv:
             self._spawn()
 
-    def _spawn(self) -> _Bootstrap:
+    def _spawn(self) -> Bootstrap:
         """Start a new bootstrap; the caller holds ``_cv``."""
-        reaper.become_subreaper()  # orphans of the bootstrap come to us, to be found and reaped
-        proc = Supervised(  # its stdout and stderr are the function's logs, as Lambda shows them
-            self.argv,
-            env={**self.env, "PWD": self.cwd},
-            emit=self.log.raw,
-            retired=self._retired,
-            cwd=self.cwd,
-            logs=(1, 2),
-        )
-        self._boot = boot = _Bootstrap(proc, proc.child)
-        threading.Thread(target=self._watch, args=(boot,), daemon=True, name="sor-watch").start()
-        return boot
+        env = {**self.env, "PWD": self.cwd}
+        self._boot = start_bootstrap(self.argv, env, self.cwd, self.log, self._retired, self._cv)
+        return self._boot
 
-    def _watch(self, boot: _Bootstrap) -> None:
-        tree.wait_exit(boot.child, None)
-        # Kills what is left of its group and reaps it; its last log lines may take a moment.
-        code = boot.proc.stop(stderr_wait=_LOG_WAIT)
-        with self._cv:
-            boot.code = code
-            boot.ended = True
-            self._cv.notify_all()
-
-    def _kill(self, boot: _Bootstrap, graceful: bool) -> None:
+    def _kill(self, boot: Bootstrap, graceful: bool) -> None:
         """End ``boot`` and everything it started; the caller holds ``_cv``."""
-        if not boot.ended:
-            boot.descendants |= tree.descendants(boot.child.pid)
-        if not boot.ended and graceful:
-            boot.child.kill_group(signal.SIGTERM)
-            self._cv.wait_for(lambda: boot.ended, _STOP_GRACE)
-        if not boot.ended:
-            boot.descendants |= tree.descendants(boot.child.pid)
-            boot.child.kill_group(signal.SIGKILL)
-        for pid in boot.descendants:  # children that left the group (e.g. `sor run`'s runtime)
-            tree.kill_tree(pid)
-        self._cv.wait_for(lambda: boot.ended, 5.0)
-        # SIGKILL is asynchronous: wait (briefly) until they are really gone, so that nothing of
-        # this bootstrap still runs when the next one starts or the emulator has stopped.
-        until = time.monotonic() + 1.0
-        while any(map(tree.running, boot.descendants)) and time.monotonic() < until:
-            self._cv.wait(0.01)
+        end_bootstrap(boot, self._cv, graceful)
         if self._boot is boot:
             self._boot = None
         self._cv.notify_all()
@@ -160,16 +116,19 @@ class Sandbox:
         *,
         tenant_id: str | None = None,
     ) -> InvokeResult:
-        """Run one invocation through the bootstrap; always returns exactly one answer."""
+        """Run one invocation through the bootstrap; always returns exactly one answer (for a
+        stream: once it has begun; its invocation ends when the stream does)."""
         with self._cv:
             ticket = self._tickets
             self._tickets += 1
-            self._cv.wait_for(lambda: self._turn == ticket)
-            try:
-                return self._invoke(payload, client_context, cognito_identity, tenant_id)
-            finally:
-                self._turn += 1
-                self._cv.notify_all()
+            self._cv.wait_for(
+                lambda: (
+                    self._turn == ticket and (len(self._live) < self.concurrency or self._stopping)
+                )
+            )
+            self._turn += 1
+            self._cv.notify_all()
+            return self._invoke(payload, client_context, cognito_identity, tenant_id)
 
     def _invoke(
         self,
@@ -178,7 +137,7 @@ class Sandbox:
         cognito_identity: str | None,
         tenant_id: str | None = None,
     ) -> InvokeResult:
-        """One invocation, its turn come; the caller holds ``_cv``."""
+        """One invocation, let in; the caller holds ``_cv``."""
         start = time.monotonic()
         request_id = str(uuid.uuid4())
         if self._stopping:
@@ -192,21 +151,32 @@ class Sandbox:
         deadline_ms = int((time.time() + self.timeout) * 1000)
         inv = Emulated(request_id, payload, start + self.timeout, deadline_ms, trace_id())
         inv.client_context, inv.cognito_identity = client_context, cognito_identity
-        inv.tenant_id = tenant_id
-        self._current = inv
+        inv.tenant_id, inv.start = tenant_id, start
+        self._live[request_id] = inv
+        self._queue.append(inv)
         self.log.info(f"START RequestId: {request_id} Version: $LATEST")
         self._cv.notify_all()
+        answer: InvokeResult | None = None
         try:
             answer = self._await(inv, boot)
         finally:
-            self._current = None  # never left for the bootstrap to take, whatever happened
-        self._answered.append(request_id)  # so that a late post is told it is too late
-        took = (time.monotonic() - start) * 1000
-        self.log.info(f"END RequestId: {request_id}")
-        self.log.info(f"REPORT RequestId: {request_id}\tDuration: {took:.2f} ms")
+            if answer is None or answer.stream is None:
+                self._finish(inv)  # never left for the bootstrap to take, whatever happened
         return answer
 
-    def _await(self, inv: Emulated, boot: _Bootstrap) -> InvokeResult:
+    def _finish(self, inv: Emulated) -> None:
+        """``inv`` is over (answered, or its stream has ended); the caller holds ``_cv``."""
+        if self._live.pop(inv.request_id, None) is None:
+            return
+        if any(queued is inv for queued in self._queue):
+            self._queue = collections.deque(queued for queued in self._queue if queued is not inv)
+        self._answered.append(inv.request_id)  # so that a late post is told it is too late
+        took = (time.monotonic() - inv.start) * 1000
+        self.log.info(f"END RequestId: {inv.request_id}")
+        self.log.info(f"REPORT RequestId: {inv.request_id}\tDuration: {took:.2f} ms")
+        self._cv.notify_all()
+
+    def _await(self, inv: Emulated, boot: Bootstrap) -> InvokeResult:
         """Wait for the answer, the bootstrap's end, its init error, or the deadline."""
         while True:
             if inv.answer is not None:
@@ -216,6 +186,9 @@ class Sandbox:
             if boot.ended and boot.initialized and not inv.delivered:
                 # It died after its last answer, before taking this invocation: as Lambda does,
                 # run the invocation on a new sandbox rather than blame it for the old one.
+                if self._boot is not None and not self._boot.ended:
+                    boot = self._boot  # another caller has started it already
+                    continue
                 try:
                     boot = self._spawn()
                 except OSError as exc:
@@ -233,7 +206,8 @@ class Sandbox:
             left = inv.deadline - time.monotonic()
             if left <= 0:
                 self.log.error(f"Task timed out after {self.timeout:.2f} seconds", inv.request_id)
-                self._kill(boot, graceful=False)
+                if self.concurrency == 1:  # several at once: Managed Instances let it run on
+                    self._kill(boot, graceful=False)
                 return answers.timeout_answer(self.timeout)
             self._cv.wait(left)
 
@@ -245,10 +219,10 @@ class Sandbox:
                 return None
             boot.initialized = True
             while not self._stopping and self._boot is boot and not boot.ended:
-                inv = self._current
-                if inv is not None and not inv.delivered and inv.answer is None:
+                if self._queue:
                     if peer_gone():  # a connection left over from a killed bootstrap
                         return None
+                    inv = self._queue.popleft()
                     inv.delivered = True
                     return inv
                 self._cv.wait(0.5)
@@ -259,15 +233,16 @@ class Sandbox:
     def return_invocation(self, inv: Emulated) -> None:
         """Hand ``inv`` out again: it could not be written to the bootstrap that asked for it."""
         with self._cv:
-            if inv.answer is None:
+            if inv.answer is None and inv.request_id in self._live:
                 inv.delivered = False
+                self._queue.appendleft(inv)
                 self._cv.notify_all()
 
     def _delivered(self, request_id: str) -> Emulated | tuple[int, str, str]:
-        inv = self._current
-        if inv is not None and inv.request_id == request_id and inv.answer is None:
+        inv = self._live.get(request_id)
+        if inv is not None and inv.delivered and inv.answer is None:
             return inv
-        if request_id in self._answered or (inv is not None and inv.request_id == request_id):
+        if request_id in self._answered or inv is not None:
             return 403, "InvalidStateTransition", f"invocation {request_id} was already answered"
         return 400, "InvalidRequestID", f"no invocation {request_id} is in progress"
 
@@ -295,6 +270,33 @@ class Sandbox:
             inv.answer = answer
             self._cv.notify_all()
             return 202, "", ""
+
+    def open_stream(
+        self, request_id: str, content_type: str
+    ) -> tuple[Emulated, ChunkStream] | tuple[int, str, str]:
+        """The bootstrap begins a streamed response: the stream its caller now reads, or the
+        Runtime API's refusal (as for ``post_response``)."""
+        with self._cv:
+            inv = self._delivered(request_id)
+            if isinstance(inv, tuple):
+                return inv
+            stream = ChunkStream(content_type)
+            inv.answer = answers.streamed_answer(stream)
+            self._cv.notify_all()
+            return inv, stream
+
+    def close_stream(self, inv: Emulated, error: StreamError | None, timed_out: bool) -> None:
+        """The bootstrap's stream for ``inv`` has ended (in ``error``, or past its deadline:
+        the bootstrap is then reset as for any timeout, when it runs one invocation at a time)."""
+        with self._cv:
+            stream = inv.answer.stream if inv.answer is not None else None
+            if stream is not None:
+                stream.end(error)
+            if timed_out:
+                self.log.error(f"Task timed out after {self.timeout:.2f} seconds", inv.request_id)
+                if self.concurrency == 1 and self._boot is not None:
+                    self._kill(self._boot, graceful=False)
+            self._finish(inv)
 
     def fail_invocation(self, inv: Emulated, answer: InvokeResult) -> None:
         """End ``inv`` with ``answer`` (it could not be handed to the bootstrap at all)."""

@@ -1,4 +1,5 @@
-"""The HTTP/1.1 plumbing of sor's servers (``sor.emulator``): bounded body reads, whole answers.
+"""The HTTP/1.1 plumbing of sor's servers (``sor.emulator``): bounded body reads, whole answers,
+chunked bodies read piece by piece and streamed answers sent chunk by chunk.
 
 Request bodies come with ``Content-Length`` or chunked; one over the caller's limit is read and
 dropped (up to ``_MAX_DRAIN``, past which the connection is closed instead), so that its sender
@@ -10,9 +11,11 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from sor.http.chunked import BadChunk, ChunkedReader, TooLarge, encode_chunk, encode_last
 
 # Callers beyond what runs wait in the kernel's listen queue until accepted: socketserver's
 # default of 5 drops (or resets) the rest of a burst; the kernel caps this at net.core.somaxconn.
@@ -20,7 +23,6 @@ LISTEN_BACKLOG = 1024
 _CHUNK = 1 << 16
 _MAX_DRAIN = 64 << 20  # an oversized body up to this is read and dropped, a larger one hung up on
 _DIGITS = re.compile(r"[0-9]{1,18}")
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
 
 
 class Server(ThreadingHTTPServer):
@@ -67,8 +69,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._discard(length)
             return length
         except _BadBody as exc:
-            self.close_connection = True
-            self.answer_json(400, {"errorType": "BadRequest", "errorMessage": str(exc)})
+            self.bad_request(str(exc))
             return None
 
     def _read_exactly(self, n: int) -> bytes:
@@ -92,44 +93,97 @@ class RequestHandler(BaseHTTPRequestHandler):
     def _read_chunked(self, limit: int) -> bytes | int:
         parts: list[bytes] = []
         size = 0
-        while True:
-            line = self.rfile.readline(1024)
-            field = line.split(b";", 1)[0].strip()
-            if not line.endswith(b"\n") or _HEX.fullmatch(field) is None:
-                raise _BadBody(f"malformed chunk size {line[:40]!r}")
-            n = int(field, 16)
-            if n == 0:
-                for _ in range(100):  # trailers, which are ignored
-                    if self.rfile.readline(1024) in (b"\r\n", b"\n", b""):
-                        break
+        try:
+            for piece in ChunkedReader(self.rfile).pieces(limit + _MAX_DRAIN):
+                size += len(piece)
+                if size <= limit:
+                    parts.append(piece)
                 else:
-                    raise _BadBody("too many trailers")
-                break
-            if size + n <= limit:
-                parts.append(self._read_exactly(n))
-            elif size + n - limit > _MAX_DRAIN:
-                self.close_connection = True  # never read an unbounded body
-                return size + n
-            else:
-                parts.clear()
-                self._discard(n)
-            size += n
-            if self.rfile.readline(16) not in (b"\r\n", b"\n"):
-                raise _BadBody("a chunk does not end with CRLF")
+                    parts.clear()
+        except TooLarge as exc:
+            self.close_connection = True  # never read an unbounded body
+            return exc.size
+        except BadChunk as exc:
+            raise _BadBody(str(exc)) from None
         return b"".join(parts) if size <= limit else size
 
-    def answer(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> bool:
+    def chunked_body(self) -> ChunkedReader | None:
+        """The request's chunked body, to be read piece by piece (None when not chunked)."""
+        if "chunked" not in self.headers.get("Transfer-Encoding", "").lower():
+            return None
+        return ChunkedReader(self.rfile)
+
+    def bad_request(self, message: str) -> None:
+        """400 for a body that is not framed as HTTP frames bodies; the connection closes."""
+        self.close_connection = True
+        self.answer_json(400, {"errorType": "BadRequest", "errorMessage": message})
+
+    def start_stream(
+        self,
+        status: int,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]],
+        trailers: Sequence[str] = (),
+    ) -> bool:
+        """Send the head of a chunked response (``trailers``: the names it may end with);
+        False when the connection broke. A header value HTTP cannot carry raises ValueError
+        before anything is sent."""
+        pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+        for key, value in pairs:
+            if not value.isascii() or not value.isprintable():
+                raise ValueError(f"header {key} holds characters HTTP cannot carry")
+        try:
+            self.send_response(status)
+            for key, value in pairs:
+                self.send_header(key, value)
+            self.send_header("Transfer-Encoding", "chunked")
+            if trailers:
+                self.send_header("Trailer", ", ".join(trailers))
+            self.end_headers()
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+            return False
+        return True
+
+    def send_piece(self, data: bytes) -> bool:
+        """One chunk of a streamed response, sent now; False when the caller has gone."""
+        try:
+            self.wfile.write(encode_chunk(data))
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+            return False
+        return True
+
+    def end_stream(self, trailers: Mapping[str, str] | None = None) -> bool:
+        """End a streamed response, with ``trailers``; False when the caller has gone."""
+        try:
+            self.wfile.write(encode_last(trailers))
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+            return False
+        return True
+
+    def answer(
+        self,
+        status: int,
+        body: bytes,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+    ) -> bool:
         """Send a whole response; False when the connection broke.
 
         Any other failure (e.g. a header value that cannot be sent) sends nothing, closes the
         connection and is raised, for the caller to settle what the response was for.
         """
+        given = headers or ()
+        pairs = list(given.items()) if isinstance(given, Mapping) else list(given)
         try:
-            for key, value in (headers or {}).items():
+            for key, value in pairs:
                 if not value.isascii() or not value.isprintable():
                     raise ValueError(f"header {key} holds characters HTTP cannot carry")
             self.send_response(status)
-            for key, value in (headers or {}).items():
+            for key, value in pairs:
                 self.send_header(key, value)
             self.send_header("Content-Length", str(len(body)))
             if self.close_connection:
