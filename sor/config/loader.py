@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from sor.config.merge import Merged
 from sor.config.model import Config
 from sor.config.rules import PathKey
 from sor.errors import ConfigError, Problem
+from sor.values import frozen
 
 if TYPE_CHECKING:
     from sor.config.yaml_source import Source
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 FILE_NAME = "sor.yml"
 
 
-@dataclass(frozen=True)
+@frozen
 class Loaded:
     """The effective config, the files it came from, and the origin of each value by path."""
 

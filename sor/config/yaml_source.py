@@ -9,7 +9,6 @@ as `Problem`s rather than exceptions, so a caller can report them with every oth
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -18,6 +17,7 @@ from sor.config.rules import (
     PathKey as PathKey,  # re-exported: sor.config.schema imports it from here
 )
 from sor.errors import Problem
+from sor.values import field, mutable
 
 Position = tuple[int, int]
 
@@ -34,7 +34,7 @@ MAX_DEPTH = 64  # levels of nesting; a sor.yml needs fewer than ten
 MAX_NODES = 100_000  # values once every alias is expanded ("billion laughs" stops here)
 
 
-@dataclass
+@mutable
 class Source:
     """One parsed file: its data, where each node sits, and the problems of the text itself."""
 

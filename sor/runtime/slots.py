@@ -11,11 +11,11 @@ still set per process (each serves one invocation at a time).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sor.config.model import RuntimeSettings
 from sor.logs import Log
+from sor.values import mutable
 
 if TYPE_CHECKING:
     from sor.middleware.pipeline import Pipeline
@@ -40,7 +40,7 @@ def slot_count(env: Mapping[str, str], settings: RuntimeSettings, log: Log) -> i
     return wanted
 
 
-@dataclass
+@mutable
 class Slot:
     """One worker: its API connection, its language runtime, its pipeline, its invoker."""
 
