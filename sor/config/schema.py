@@ -14,8 +14,8 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from sor.config.rules import semantic_problems
-from sor.config.yaml_source import PathKey, Source, dotted
+from sor.config.rules import PathKey, semantic_problems
+from sor.config.source import Source, dotted
 from sor.errors import Problem
 from sor.resources import data_path
 
