@@ -156,7 +156,8 @@ class _Reader:
             if not stripped or ":" in stripped:  # a flow context reads `:` otherwise
                 raise _Unsupported
             at = start + len(item) - len(item.lstrip(" "))
-            self.source.positions[path + (len(out),)] = (number, at)
+            item_path = (*path, len(out))
+            self.source.positions[item_path] = (number, at)
             out.append(_value(stripped))
             start += len(item) + 1
         return out
