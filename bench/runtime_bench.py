@@ -1,31 +1,61 @@
-"""Warm latency, throughput, cold start and peak memory: sor against awslambdaric and a minimal
-`http.client` runtime loop, all three hosted by the same embedded emulator in the same run."""
+"""Warm latency, CPU per invocation, memory and cold start: sor against AWS's own runtime
+clients (awslambdaric, aws-lambda-ric for Node) and a minimal `http.client` loop, every bootstrap
+hosted by the same embedded emulator in the same run, interleaved (a cold start of each in turn,
+warm batches of each in turn), so that a slow moment of the shared machine hits all alike."""
 
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import sys
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.stats import Row, p
+from bench import procs
+from bench.stats import p
 from sor.emulator.emulator import Emulator
 from sor.logs import Log
 
-FUNCTION = Path(__file__).resolve().parent / "function"
+HERE = Path(__file__).resolve().parent
+FUNCTION = HERE / "function"
 # The same function with a sor.yml beside it: the usual case, and the one that reads YAML.
-FUNCTION_YML = Path(__file__).resolve().parent / "function_yml"
+FUNCTION_YML = HERE / "function_yml"
 # With shutdown.signal: what registering as an internal extension adds to a cold start.
-FUNCTION_SHUTDOWN = Path(__file__).resolve().parent / "function_shutdown"
+FUNCTION_SHUTDOWN = HERE / "function_shutdown"
+FUNCTION_NODE = HERE / "function_node"
 HANDLER = "handler.handler"
-RUNTIMES: dict[str, list[str]] = {
-    "sor": [sys.executable, "-m", "sor", "run"],
-    "awslambdaric": [sys.executable, "-m", "awslambdaric", HANDLER],
-    "minimal loop": [sys.executable, str(Path(__file__).resolve().parent / "minimal_runtime.py")],
-}
+NODE_RIC = HERE.parent / "tests" / "node" / "node_modules" / "aws-lambda-ric" / "bin" / "index.mjs"
+# What every bootstrap sees of the machine: the programs of an image, nothing of this shell.
+ENV = {"PATH": "/usr/bin:/bin"}
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """One way to run the bench function: a name for the table, its command and task root."""
+
+    name: str
+    argv: Sequence[str]
+    directory: Path = FUNCTION
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+SOR = Bootstrap("sor", [sys.executable, "-m", "sor", "run"])
+SOR_YML = Bootstrap("sor + sor.yml", SOR.argv, FUNCTION_YML)
+RIC = Bootstrap("awslambdaric", [sys.executable, "-m", "awslambdaric", HANDLER])
+MINIMAL = Bootstrap("minimal loop", [sys.executable, str(HERE / "minimal_runtime.py")])
+SOR_NODE = Bootstrap("sor, node", SOR.argv, FUNCTION_NODE)
+NODE_RIC_BOOT = Bootstrap("aws-lambda-ric", ["node", str(NODE_RIC), HANDLER], FUNCTION_NODE)
+
+
+def node_missing() -> str:
+    """Why the Node figures cannot be measured here, or nothing."""
+    if shutil.which("node", path=ENV["PATH"]) is None:
+        return "no node in /usr/bin:/bin"
+    if not NODE_RIC.exists():
+        return f"aws-lambda-ric is not installed ({NODE_RIC.parents[1]}): make node-deps"
+    return ""
 
 
 class _Quiet:
@@ -36,9 +66,14 @@ class _Quiet:
         pass
 
 
-def _emulator(name: str, directory: Path = FUNCTION, env: dict[str, str] | None = None) -> Emulator:
+def _emulator(boot: Bootstrap) -> Emulator:
     return Emulator(
-        directory, timeout=30, env=env, bootstrap=RUNTIMES[name], log=Log(_Quiet()), handler=HANDLER
+        boot.directory,
+        timeout=30,
+        env={**ENV, **boot.env},
+        bootstrap=list(boot.argv),
+        log=Log(_Quiet()),
+        handler=HANDLER,
     )
 
 
@@ -51,152 +86,69 @@ def _invoke(emu: Emulator, n: int) -> float:
     return elapsed
 
 
-def warm(name: str, runs: int) -> tuple[list[float], float, dict[str, int]]:
-    """Per-invocation latencies (s), throughput (invocations/s) and peak memory (kB) per process."""
-    emu = _emulator(name)
-    emu.start()
-    try:
-        for i in range(max(10, runs // 10)):
-            _invoke(emu, i)
-        began = time.perf_counter()
-        samples = [_invoke(emu, i) for i in range(runs)]
-        throughput = runs / (time.perf_counter() - began)
-        pid = emu.bootstrap_pid()
-        memory = peak_memory(pid) if pid else {}
-    finally:
-        emu.stop()
-    return samples, throughput, memory
-
-
-def cold(
-    name: str, runs: int, directory: Path = FUNCTION, env: dict[str, str] | None = None
-) -> list[float]:
-    """Seconds from starting the bootstrap process to its first response."""
-    samples = []
+def cold(boots: Sequence[Bootstrap], runs: int) -> dict[str, list[float]]:
+    """Seconds from starting each bootstrap to its first response; one of each in turn."""
+    samples: dict[str, list[float]] = {boot.name: [] for boot in boots}
     for i in range(runs):
-        emu = _emulator(name, directory, env)
-        began = time.perf_counter()
-        emu.start()
-        try:
-            _invoke(emu, i)
-            samples.append(time.perf_counter() - began)
-        finally:
-            emu.stop()
+        for boot in boots:
+            emu = _emulator(boot)
+            began = time.perf_counter()
+            emu.start()
+            try:
+                _invoke(emu, i)
+                samples[boot.name].append(time.perf_counter() - began)
+            finally:
+                emu.stop()
     return samples
 
 
-def cold_with_telemetry(runs: int) -> list[float]:
-    """Cold starts of sor with JSON logs and Lambda's telemetry descriptor (a pipe read here)."""
-    r, w = os.pipe()
-    os.set_inheritable(w, True)  # as Lambda hands it to the runtime
-    reader = threading.Thread(target=lambda: all(iter(lambda: os.read(r, 65536), b"")))
-    reader.start()
+@dataclass
+class Warm:
+    """What one bootstrap did warm: latencies (s), CPU of its process tree, memory at the end."""
+
+    latencies: list[float] = field(default_factory=list)
+    busy: float = 0.0  # wall seconds spent in the timed batches
+    cpu: float = 0.0  # CPU seconds of the bootstrap's process tree during them
+    memory: procs.Memory | None = None
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies) / self.busy
+
+    @property
+    def cpu_us(self) -> float:
+        """CPU time of the whole tree per invocation, in microseconds."""
+        return self.cpu / len(self.latencies) * 1e6
+
+    def p50_ms(self) -> float:
+        return p(self.latencies, 50) * 1000
+
+
+def warm(boots: Sequence[Bootstrap], runs: int, rounds: int = 10) -> dict[str, Warm]:
+    """``runs`` warm invocations of each bootstrap, in ``rounds`` batches taken in turn; all
+    bootstraps stay started (an idle one waits in its long poll, costing nothing)."""
+    emus = {boot.name: _emulator(boot) for boot in boots}
+    out = {name: Warm() for name in emus}
     try:
-        env = {"AWS_LAMBDA_LOG_FORMAT": "JSON", "_LAMBDA_TELEMETRY_LOG_FD": str(w)}
-        return cold("sor", runs, env=env)
+        for emu in emus.values():
+            emu.start()
+            for i in range(max(10, runs // 10)):
+                _invoke(emu, i)
+        batch = max(1, runs // rounds)
+        for _ in range(rounds):
+            for name, emu in emus.items():
+                pid = emu.bootstrap_pid()
+                assert pid is not None
+                result = out[name]
+                cpu, began = procs.cpu_seconds(pid), time.perf_counter()
+                result.latencies += [_invoke(emu, i) for i in range(batch)]
+                result.busy += time.perf_counter() - began
+                result.cpu += procs.cpu_seconds(pid) - cpu
+        for name, emu in emus.items():
+            pid = emu.bootstrap_pid()
+            assert pid is not None
+            out[name].memory = procs.memory(pid)
     finally:
-        os.close(w)
-        reader.join(10)
-        os.close(r)
-
-
-def peak_memory(root: int) -> dict[str, int]:
-    """VmHWM (peak resident set, kB) of a process and each of its descendants, by command."""
-    found: dict[str, int] = {}
-    for pid in [root, *_descendants(root)]:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        hwm = next((int(x.split()[1]) for x in status.splitlines() if x.startswith("VmHWM")), 0)
-        label = " ".join(Path(c.decode()).name for c in cmd[:3] if c)
-        found[label] = hwm
-    return found
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def rows(runs: int, cold_runs: int) -> Sequence[Row]:
-    """The runtime part of the table."""
-    results = {name: warm(name, runs) for name in RUNTIMES}
-    colds = {name: cold(name, cold_runs) for name in RUNTIMES}
-    cold_yml = cold("sor", cold_runs, FUNCTION_YML)
-    cold_logs = cold_with_telemetry(cold_runs)
-    cold_shutdown = cold("sor", cold_runs, FUNCTION_SHUTDOWN)
-    sor_lat, sor_tput, sor_mem = results["sor"]
-    ric_lat, ric_tput, ric_mem = results["awslambdaric"]
-    min_lat, min_tput, _ = results["minimal loop"]
-    ms = 1000.0
-    out = [
-        Row(
-            "warm p50, sor",
-            p(sor_lat, 50) * ms,
-            "ms",
-            "awslambdaric",
-            p(ric_lat, 50) * ms,
-            "<= 1.15x",
-            p(sor_lat, 50) <= 1.15 * p(ric_lat, 50),
-        ),
-        Row("warm p50, sor", p(sor_lat, 50) * ms, "ms", "minimal loop", p(min_lat, 50) * ms),
-        Row("warm p99, sor", p(sor_lat, 99) * ms, "ms", "awslambdaric", p(ric_lat, 99) * ms),
-        Row("throughput, sor", sor_tput, "inv/s", "awslambdaric", ric_tput),
-        Row("throughput, sor", sor_tput, "inv/s", "minimal loop", min_tput),
-        Row(
-            "cold start p50, sor",
-            p(colds["sor"], 50) * ms,
-            "ms",
-            "awslambdaric",
-            p(colds["awslambdaric"], 50) * ms,
-            "<= 2x",
-            p(colds["sor"], 50) <= 2 * p(colds["awslambdaric"], 50),
-        ),
-        Row(
-            "cold start p50, sor + sor.yml",
-            p(cold_yml, 50) * ms,
-            "ms",
-            "awslambdaric",
-            p(colds["awslambdaric"], 50) * ms,
-            "<= 2x",
-            p(cold_yml, 50) <= 2 * p(colds["awslambdaric"], 50),
-        ),
-        Row(
-            "cold start p50, sor + JSON logs, telemetry fd",
-            p(cold_logs, 50) * ms,
-            "ms",
-            "sor",
-            p(colds["sor"], 50) * ms,
-        ),
-        Row(
-            "cold start p50, sor + shutdown.signal",
-            p(cold_shutdown, 50) * ms,
-            "ms",
-            "sor + sor.yml",
-            p(cold_yml, 50) * ms,
-        ),
-        Row(
-            "cold start p50, sor",
-            p(colds["sor"], 50) * ms,
-            "ms",
-            "minimal loop",
-            p(colds["minimal loop"], 50) * ms,
-        ),
-    ]
-    ric_total = sum(ric_mem.values())
-    for label, kb in sor_mem.items():
-        out.append(Row(f"peak RSS, {label}", kb / 1024, "MiB", "awslambdaric", ric_total / 1024))
+        for emu in emus.values():
+            emu.stop()
     return out

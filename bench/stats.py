@@ -24,6 +24,15 @@ class Row:
         return None if not self.baseline else self.value / self.baseline
 
 
+def versus(
+    name: str, value: float, unit: str, baseline_name: str, baseline: float, limit: float
+) -> Row:
+    """A figure whose target is at most ``limit`` times its same-run baseline."""
+    return Row(
+        name, value, unit, baseline_name, baseline, f"<= {limit:g}x", value <= limit * baseline
+    )
+
+
 def p(samples: Sequence[float], pct: int) -> float:
     """The pct-th percentile (inclusive method)."""
     if len(samples) == 1:

@@ -8,11 +8,12 @@ one place (``sor.cli``) and Lambda error payloads in one place (``SorError.paylo
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from sor.values import frozen
 
-@dataclass(frozen=True)
+
+@frozen
 class Problem:
     """One problem found in a configuration, pointing at its place in a file."""
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 
 # Level names as the runtime clients and Python's logging spell them: a frame's level bits.
 from sor.logs import LEVELS
+from sor.values import frozen
 
 FRAME_MAGIC = 0xA55A0000
 HEADER_SIZE = 16
@@ -40,7 +40,7 @@ def encode(text: str, level: int, *, is_json: bool, micros: int) -> bytes:
     )
 
 
-@dataclass(frozen=True)
+@frozen
 class Frame:
     """A frame read back (tests, tools)."""
 

@@ -11,11 +11,11 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 from sor.config.loader import check_file, load
 from sor.errors import ConfigError, Invalid, Problem, UsageError
+from sor.values import as_dict
 
 
 def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -47,7 +47,7 @@ def main(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 def render(problems: Sequence[Problem], fmt: str) -> str:
     """The problems as text lines, a JSON list, or GitHub Actions workflow commands."""
     if fmt == "json":
-        return json.dumps([asdict(p) for p in problems], indent=2) + "\n"
+        return json.dumps([as_dict(p) for p in problems], indent=2) + "\n"
     if fmt == "github":
         return "".join(_github(p) + "\n" for p in problems)
     return "".join(f"{p}\n" for p in problems)

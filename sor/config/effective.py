@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -29,11 +28,12 @@ from sor.config.model import (
 from sor.config.rules import PathKey, duration_seconds, handler_problem, name_problem
 from sor.errors import ConfigError, Problem
 from sor.resources import data_path
+from sor.values import frozen
 
 MIDDLEWARE_VARS = ("SOR_MIDDLEWARES", "SLSMIDDLEWARES")  # the first one set wins
 
 
-@dataclass(frozen=True)
+@frozen
 class Origin:
     """Where an effective value came from: a file position, an environment variable, a default."""
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,14 +19,15 @@ from sor.config.merge import Merged
 from sor.config.model import Config
 from sor.config.rules import PathKey
 from sor.errors import ConfigError, Problem
+from sor.values import frozen
 
 if TYPE_CHECKING:
-    from sor.config.yaml_source import Source
+    from sor.config.source import Source
 
 FILE_NAME = "sor.yml"
 
 
-@dataclass(frozen=True)
+@frozen
 class Loaded:
     """The effective config, the files it came from, and the origin of each value by path."""
 
@@ -68,7 +68,7 @@ def check_file(
 
     ``quick`` (the `sor run` path): jsonschema is imported only when the file is not valid.
     """
-    from sor.config.yaml_source import MAX_BYTES, Source, too_large
+    from sor.config.source import MAX_BYTES, Source, too_large
 
     label = name if name is not None else str(path)
     try:
@@ -87,11 +87,16 @@ def check_file(
 
 @functools.lru_cache(maxsize=64)
 def _checked(label: str, text: str, quick: bool) -> tuple[Source, tuple[Problem, ...]]:
-    # yaml and jsonschema are imported here, on first use, never when this module is imported.
-    from sor.config import yaml_source as yamlsource
+    # yaml and jsonschema are imported here, on first use, never when this module is imported;
+    # yaml only for a file that the plain reader does not take (docs/performance.md).
+    from sor.config import yaml_lite
     from sor.config.schema import check
 
-    source = yamlsource.parse(text, label)
+    source = yaml_lite.parse(text, label)
+    if source is None:
+        from sor.config import yaml_source
+
+        source = yaml_source.parse(text, label)
     return source, tuple(check(source, quick=quick))
 
 

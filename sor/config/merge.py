@@ -11,7 +11,7 @@ from sor.config.rules import PathKey
 from sor.errors import Problem
 
 if TYPE_CHECKING:  # yaml is imported when a file is parsed, not with this module (cold start)
-    from sor.config.yaml_source import Source
+    from sor.config.source import Source
 
 
 class Merged:
@@ -30,7 +30,7 @@ class Merged:
             source = supplier(self.sources, path[:n])
             if source is not None:
                 return source.problem(path, message, key=key)
-        from sor.config.yaml_source import dotted
+        from sor.config.source import dotted
 
         return Problem("<config>", 1, 1, dotted(path), message)
 

@@ -6,9 +6,10 @@ never the raw YAML. Loading, merging and validation live in other modules; this 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from sor.values import field, frozen
 
 if TYPE_CHECKING:
     from sor.events.declarative import Compiled
@@ -25,7 +26,7 @@ DEFAULT_GRACE = 0.3  # seconds; see docs/timeouts.md
 DEFAULT_MIDDLEWARE_TIMEOUT = 1.0
 
 
-@dataclass(frozen=True)
+@frozen
 class HookTimeouts:
     """Per-hook timeouts in seconds."""
 
@@ -38,7 +39,7 @@ class HookTimeouts:
         return float(getattr(self, hook))
 
 
-@dataclass(frozen=True)
+@frozen
 class Middleware:
     """One middleware of the pipeline, its executable resolved to an absolute path."""
 
@@ -56,7 +57,7 @@ class Middleware:
 ALWAYS_VISIBLE = ("PATH", "LD_LIBRARY_PATH", "LANG", "TZ")
 
 
-@dataclass(frozen=True)
+@frozen
 class RuntimeSettings:
     """The language runtime that hosts the handler."""
 
@@ -67,13 +68,13 @@ class RuntimeSettings:
     concurrency: int | Literal["auto"] = "auto"  # at most this many invocations at once
 
 
-@dataclass(frozen=True)
+@frozen
 class Timeouts:
     grace: float = DEFAULT_GRACE
     middleware: float = DEFAULT_MIDDLEWARE_TIMEOUT
 
 
-@dataclass(frozen=True)
+@frozen
 class CloudEventsSettings:
     """``cloudevents``: the declarative mappings as validated data and compiled, so that a bad
     one fails when the config is built (at init), never at the first event."""
@@ -82,7 +83,7 @@ class CloudEventsSettings:
     # A malformed CloudEvent from an HTTP trigger: answer the caller 400, or fail the invocation.
     malformed: Malformed = "respond"
     mappings: tuple[dict[str, Any], ...] = ()
-    compiled: tuple[Compiled, ...] = field(default=(), compare=False, repr=False)
+    compiled: tuple[Compiled, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.mappings and not self.compiled:
@@ -92,20 +93,20 @@ class CloudEventsSettings:
             object.__setattr__(self, "compiled", compile_mappings(self.mappings))
 
 
-@dataclass(frozen=True)
+@frozen
 class DebugSettings:
     enabled: bool = False
     # Hosts or networks (CIDR) a `_debugProxy` may point at; empty means any.
     allow: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class ShutdownSettings:
     # true: sor registers as an internal extension so that Lambda sends SIGTERM at shutdown
     signal: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class Config:
     """The effective configuration of one function."""
 

@@ -9,14 +9,13 @@ key or value.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from sor.config.rules import semantic_problems
-from sor.config.yaml_source import PathKey, Source, dotted
+from sor.config.rules import PathKey, semantic_problems
+from sor.config.source import Source, dotted
 from sor.errors import Problem
 from sor.resources import data_path
 
@@ -238,6 +237,8 @@ def _mismatch(error: ValidationError) -> bool:
 
 
 def _unknown_key(key: str, allowed: list[str]) -> str:
+    import difflib  # only a config with a problem pays for it (~1 ms at every cold start)
+
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     if close:
         return f"unknown key '{key}': did you mean '{close[0]}'?"
@@ -253,6 +254,8 @@ def _enum_message(value: Any, choices: list[Any], path: PathKey) -> str:
         what = path[-2].removesuffix("s")
     head = f"unknown {what} {_describe(value)}: use one of {listed}"
     if isinstance(value, str):
+        import difflib
+
         close = difflib.get_close_matches(value, [str(c) for c in choices], n=1, cutoff=0.6)
         if close:
             return f"{head} (did you mean '{close[0]}'?)"

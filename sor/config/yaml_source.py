@@ -9,17 +9,13 @@ as `Problem`s rather than exceptions, so a caller can report them with every oth
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from sor.config.rules import (
-    PathKey as PathKey,  # re-exported: sor.config.schema imports it from here
-)
+from sor.config.rules import PathKey
+from sor.config.source import MAX_BYTES, Position, Source, dotted, too_large
 from sor.errors import Problem
-
-Position = tuple[int, int]
 
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
@@ -28,48 +24,10 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Limits that no real sor.yml comes near, so that hostile text is refused before it is expanded
-# (SPEC: "A config file over 1 MiB, or one whose YAML aliases would expand past a small bound").
-MAX_BYTES = 1 << 20
+# (SPEC: "A config file over 1 MiB, or one whose YAML aliases would expand past a small bound";
+# the size is sor.config.source.MAX_BYTES).
 MAX_DEPTH = 64  # levels of nesting; a sor.yml needs fewer than ten
 MAX_NODES = 100_000  # values once every alias is expanded ("billion laughs" stops here)
-
-
-@dataclass
-class Source:
-    """One parsed file: its data, where each node sits, and the problems of the text itself."""
-
-    file: str
-    data: Any = None
-    positions: dict[PathKey, Position] = field(default_factory=dict)
-    key_positions: dict[PathKey, Position] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-
-    def where(self, path: PathKey, *, key: bool = False) -> Position:
-        """Line and column of the node at `path` (of its key with `key=True`), else its nearest
-        ancestor's, else the start of the file."""
-        if key and path in self.key_positions:
-            return self.key_positions[path]
-        for n in range(len(path), -1, -1):
-            found = self.positions.get(path[:n])
-            if found is not None:
-                return found
-        return (1, 1)
-
-    def problem(self, path: PathKey, message: str, *, key: bool = False) -> Problem:
-        """A Problem at the node of `path`."""
-        line, col = self.where(path, key=key)
-        return Problem(self.file, line, col, dotted(path), message)
-
-
-def dotted(path: PathKey) -> str:
-    """`("middlewares", 2, "timeout")` as `middlewares[2].timeout`."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out
 
 
 def _pos(node: yaml.Node) -> Position:
@@ -148,13 +106,6 @@ class _Builder:
                 Problem(self.source.file, *_pos(node), dotted(path), "a key must be a plain string")
             )
         return None
-
-
-def too_large(size: int, file: str) -> Problem:
-    """The problem of a file over MAX_BYTES (found before reading it whole)."""
-    return Problem(
-        file, 1, 1, "", f"the file is {size} bytes: a sor.yml may be at most {MAX_BYTES} (1 MiB)"
-    )
 
 
 class _Open:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from sor.config.model import ALWAYS_VISIBLE, Hook, Middleware
 from sor.errors import MiddlewareError, MiddlewareTimeout
 from sor.process.spawn import describe_exit
+from sor.values import frozen
 
 MAX_OUTPUT = 8 << 20  # the most a hook may answer; Lambda's own limit on a response is 6 MB
 RESPOND_STATUS = 100  # exit status of an exec hook that answers now
@@ -24,7 +24,7 @@ _TAIL_IN_MESSAGE = 5
 Kind = Literal["replace", "unchanged", "respond"]
 
 
-@dataclass(frozen=True)
+@frozen
 class HookResult:
     """What a hook asked for: replace the payload, leave it, or answer now with ``payload``."""
 

@@ -12,17 +12,17 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from sor.process.pipes import CHUNK, READ_SIZE, STDERR_TAIL_LINES, LogLines, make_pipe, wait_fds
 from sor.process.spawn import Child, spawn
+from sor.values import frozen
 
 # Once the child has exited (and its group is killed), output already written is read at once;
 # this only bounds the wait for end-of-file from a writer that escaped the group.
 _EOF_WAIT_AFTER_EXIT = 0.05
 
 
-@dataclass(frozen=True)
+@frozen
 class Completed:
     """What a bounded run of a short-lived child produced."""
 

@@ -14,12 +14,12 @@ import json
 import select
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from sor.errors import SorError
 from sor.http.client import HttpConnection, Interrupted, ProtocolError
 from sor.limits import MAX_ERROR_TRAILER
+from sor.values import field, frozen
 
 API_VERSION = "2018-06-01"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
@@ -40,7 +40,7 @@ class RuntimeApiError(SorError):
     error_type = "Sor.RuntimeApiError"
 
 
-@dataclass(frozen=True)
+@frozen
 class Invocation:
     """One invocation as `GET .../invocation/next` delivered it."""
 

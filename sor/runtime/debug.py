@@ -10,18 +10,18 @@ a DNS answer could differ from the address the runtime later connects to.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Any
 
 from sor.config.model import DebugSettings
 from sor.config.rules import is_host_name
 from sor.logs import Log
+from sor.values import frozen
 
 KEY = "_debugProxy"
 _SHOWN = 80  # how much of a refused value a warning may quote
 
 
-@dataclass(frozen=True)
+@frozen
 class DebugTarget:
     """Where the language runtime's debugger bridge connects to."""
 

@@ -12,11 +12,11 @@ the process that ran that invocation.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sor.config.model import RuntimeSettings
 from sor.logs import Log
+from sor.values import mutable
 
 if TYPE_CHECKING:
     from sor.middleware.pipeline import Pipeline
@@ -61,7 +61,7 @@ def slot_runtimes(
     return [shared[process] for process in plan]
 
 
-@dataclass
+@mutable
 class Slot:
     """One worker: its API connection, its language runtime, its pipeline, its invoker."""
 

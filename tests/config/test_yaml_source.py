@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sor.config.yaml_source import dotted, parse
+from sor.config.source import dotted
+from sor.config.yaml_source import parse
 
 
 def test_data_and_positions() -> None:

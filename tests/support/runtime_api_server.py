@@ -13,6 +13,7 @@ import json
 import queue
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -176,6 +177,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A runtime killed in the middle of a long poll resets its connection: not an error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def __init__(self, handler: type[_Handler] = _Handler) -> None:
         super().__init__(("127.0.0.1", 0), handler)

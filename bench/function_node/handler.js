@@ -1,0 +1,1 @@
+exports.handler = async (event, context) => ({ ok: true, n: event.n, request: context.awsRequestId });
