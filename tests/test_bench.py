@@ -36,6 +36,7 @@ def test_quick_bench_prints_the_table() -> None:
         "cold start p50, sor, node",
         "exec hook p50, sh",
         "persistent hook p50, python",
+        "peak RSS of sor, a",  # issue 12: a 100 MiB stream (2 MiB with --quick)
     ):
         found = [line for line in figures if line.startswith(figure)]
         assert found, f"no row {figure!r} in:\n{done.stdout}"

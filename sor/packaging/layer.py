@@ -96,9 +96,6 @@ class Layer:
     node: str | None = None  # the Node.js version added by --node
 
 
-# Dependencies of sor's client side only (`sor invoke`): never imported by `sor run` or the
-# adapters, so never carried by a layer.
-_CLIENT_ONLY = frozenset({"requests"})
 LOCK_FILE = "requirements.lock"
 
 
@@ -114,11 +111,7 @@ def runtime_requirements() -> list[str]:
             "sor's distribution metadata was not found: install sor (pip install sor, or "
             "pip install -e . in its source tree) to build a layer"
         ) from None
-    return [
-        req
-        for req in declared
-        if "extra" not in req.partition(";")[2] and _name(req) not in _CLIENT_ONLY
-    ]
+    return [req for req in declared if "extra" not in req.partition(";")[2]]
 
 
 def _name(requirement: str) -> str:

@@ -126,7 +126,7 @@ def test_layer_layout(built: Path) -> None:
         "python/cloudevents/__init__.py",
     ):
         assert needed in infos, needed
-    # `requests` serves only `sor invoke`: no layer carries it (SPEC, Packages).
+    # No HTTP library: sor's own client (sor.http) serves sor run and sor invoke alike.
     assert not any(n.startswith(("python/requests/", "python/urllib3/")) for n in names)
     locked = locked_versions()
     for name in names:  # every dependency in the layer is the version the lock pins
