@@ -34,7 +34,7 @@ from sor.logs import Log
 from sor.middleware.exec_mode import ExecHooks
 from sor.middleware.hook import HookResult, Hooks
 from sor.middleware.persistent_mode import PersistentHooks
-from sor.runtime.answer import Stream
+from sor.runtime.answer import Stream, started
 
 Call = Callable[[int, Hook, Any], HookResult]
 """Runs hook HOOK of middleware number I on a payload; raises ``MiddlewareError`` on failure."""
@@ -252,7 +252,7 @@ class Pipeline:
                 error = replaced
             return error
 
-        guarded = _guarded(result.chunks, after_first_byte)
+        guarded = started(_guarded(result.chunks, after_first_byte))
         return Stream(result.content_type, result.prelude, guarded)
 
 
@@ -261,6 +261,9 @@ def _guarded(
 ) -> Generator[bytes, None, None]:
     """``chunks``, an error among them first handed to ``on_error`` (the error hooks)."""
     try:
+        yield b""  # `started`
         yield from chunks
     except SorError as exc:
         raise on_error(exc) from None
+    finally:
+        chunks.close()  # closed before its end: the inner body's cleanup runs too

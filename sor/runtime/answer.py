@@ -52,6 +52,15 @@ class Failure:
         self.xray = xray
 
 
+def started(body: Generator[bytes, None, None]) -> Generator[bytes, None, None]:
+    """``body`` run to its first `yield`, which must yield ``b""`` inside its ``try``: a
+    generator closed before its first pull never runs its ``finally``, and a stream's body
+    cleans up there (its source abandoned, its process freed) however early it is closed."""
+    if next(body) != b"":
+        raise AssertionError('a stream body starts with `yield b""`')
+    return body
+
+
 class Stream:
     """A streamed answer: its metadata, and its body's chunks pulled one at a time by `post`.
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from sor.errors import InvocationTimeout
 from sor.runtime import protocol
-from sor.runtime.answer import Stream
+from sor.runtime.answer import Stream, started
 
 if TYPE_CHECKING:
     from sor.runtime.language import LanguageRuntime
@@ -40,7 +40,7 @@ def opened(
     if isinstance(first, protocol.Error):
         raise runtime.function_error(first.error, first.xray)
     data = first.data if isinstance(first, protocol.StreamChunk) else None
-    body = _body(runtime, data, request_id, seal, deadline, timeout_message)
+    body = started(_body(runtime, data, request_id, seal, deadline, timeout_message))
     return Stream(opening.content_type, opening.prelude, body)
 
 
@@ -54,6 +54,7 @@ def _body(
 ) -> Generator[bytes, None, None]:
     in_step = False
     try:
+        yield b""  # `started`: from here on, closing it runs the `finally`
         if first is None:  # `end` came first: an empty body
             in_step = True
             return

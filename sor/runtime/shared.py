@@ -28,7 +28,7 @@ from sor.payload import RawJson
 from sor.process.spawn import describe_exit
 from sor.process.supervised import STOP_GRACE
 from sor.runtime import protocol
-from sor.runtime.answer import Stream
+from sor.runtime.answer import Stream, started
 from sor.runtime.language import LanguageRuntime
 
 _STDERR_WAIT = 0.5  # for the last stderr lines of a process that ended by itself
@@ -265,7 +265,7 @@ class SharedRuntime:
 
                 why = self._timeout_message(function_timeout)
                 stream = chunks.opened(self, answer, request_id, seal, deadline, why)
-                stream.chunks = self._until_done(stream.chunks, host, request_id)
+                stream.chunks = started(self._until_done(stream.chunks, host, request_id))
                 streaming = True
                 return stream
             if isinstance(answer, (protocol.StreamChunk, protocol.StreamEnd)):
@@ -291,6 +291,7 @@ class SharedRuntime:
     ) -> Generator[bytes, None, None]:
         """``body``, the invocation finished on its process once it ends, however it ends."""
         try:
+            yield b""  # `started`
             yield from body
         finally:
             body.close()  # not pulled to its end: its own cleanup (`abandon`) first

@@ -83,3 +83,27 @@ def test_a_stream_past_its_deadline_ends_alone_and_the_next_ones_are_served(
         assert "is retired" in sor.stderr
     finally:
         sor.stop()
+
+
+def test_a_stream_an_after_hook_refuses_retires_its_shared_process(tmp_path: Path) -> None:
+    # The refused stream's handler still writes: its process is retired (not left feeding a
+    # queue nobody reads), and the next invocation runs in a new one.
+    (tmp_path / "index.js").write_text(HANDLER)
+    hook = tmp_path / "bad_after"
+    hook.write_text(  # fails the first call only
+        '#!/bin/sh\ncat >/dev/null\n[ -e "$0.failed" ] && exit 0\ntouch "$0.failed"\nexit 3\n'
+    )
+    hook.chmod(0o755)
+    config = CONFIG + "middlewares:\n  - name: bad\n    path: ./bad_after\n    hooks: [after]\n"
+    sor = SorRun(tmp_path, config, AWS_LAMBDA_MAX_CONCURRENCY="2")
+    try:
+        refused = sor.server.invoke({"n": 1, "chunks": 50, "pause": 0.1}, timeout=30)
+        assert refused.kind == "error", refused.body[:300]
+        answer = sor.server.wait_stream(
+            sor.server.submit({"n": 2, "chunks": 1, "pause": 0}, timeout=30), wait=30
+        )
+        assert answer.error_type is None, answer.trailers
+        assert "is retired" in sor.stderr
+        assert "starting a new node language runtime" in sor.stderr
+    finally:
+        sor.stop()

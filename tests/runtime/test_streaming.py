@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from support.stream_api import HTTP_INTEGRATION, StreamedAnswer
-from support.stream_run import ADAPTER, SorRun
+from support.stream_run import ADAPTER, CONFIG, SorRun
 
 from sor.config.model import RuntimeSettings
 from sor.logs import Log
@@ -259,3 +259,31 @@ def test_a_runtime_api_that_fails_mid_stream_abandons_the_stream(tmp_path: Path)
         runtime.stop()
         api.close()
         listener.close()
+
+
+@pytest.mark.parametrize("refused_by", ["cloudevent signature", "after hook"])
+def test_a_stream_refused_before_its_first_pull_frees_the_runtime(
+    tmp_path: Path, refused_by: str
+) -> None:
+    # Closing a generator before its first pull runs no `finally`: the body is started at once
+    # (answer.started), so the runtime still writing the refused stream is stopped, and the
+    # next invocation is not left behind it until its deadline.
+    config = CONFIG
+    if refused_by == "cloudevent signature":
+        config = config.replace("  language: exec\n", "  language: exec\n  signature: cloudevent\n")
+    else:
+        hook = tmp_path / "bad_after"
+        hook.write_text(  # fails the first call only
+            '#!/bin/sh\ncat >/dev/null\n[ -e "$0.failed" ] && exit 0\ntouch "$0.failed"\nexit 3\n'
+        )
+        hook.chmod(0o755)
+        config += "middlewares:\n  - name: bad\n    path: ./bad_after\n    hooks: [after]\n"
+    run = SorRun(tmp_path, config)
+    try:
+        steps = [{"open": {}}, {"chunk": "a"}, {"sleep": 6}, {"chunk": "b"}, {"end": True}]
+        first = run.invoke(steps)
+        assert first.kind == "error"
+        second = run.invoke(timeout=4)
+        assert second.kind == "response", second.body[:300]
+    finally:
+        run.stop()
