@@ -23,6 +23,7 @@ LISTEN_BACKLOG = 1024
 _CHUNK = 1 << 16
 _MAX_DRAIN = 64 << 20  # an oversized body up to this is read and dropped, a larger one hung up on
 _DIGITS = re.compile(r"[0-9]{1,18}")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field names
 
 
 class Server(ThreadingHTTPServer):
@@ -128,9 +129,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         False when the connection broke. A header value HTTP cannot carry raises ValueError
         before anything is sent."""
         pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
-        for key, value in pairs:
-            if not value.isascii() or not value.isprintable():
-                raise ValueError(f"header {key} holds characters HTTP cannot carry")
+        _check_headers(pairs)
         try:
             self.send_response(status)
             for key, value in pairs:
@@ -179,9 +178,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         given = headers or ()
         pairs = list(given.items()) if isinstance(given, Mapping) else list(given)
         try:
-            for key, value in pairs:
-                if not value.isascii() or not value.isprintable():
-                    raise ValueError(f"header {key} holds characters HTTP cannot carry")
+            _check_headers(pairs)
             self.send_response(status)
             for key, value in pairs:
                 self.send_header(key, value)
@@ -203,3 +200,14 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def not_found(self) -> None:
         self.answer_json(404, {"errorType": "NotFound", "errorMessage": f"no route {self.path}"})
+
+
+def _check_headers(pairs: Sequence[tuple[str, str]]) -> None:
+    """ValueError for a header HTTP cannot carry, before any byte of the head is written: a
+    name that is not a token (a function's CR/LF would forge headers) or a value with control or
+    non-ASCII characters."""
+    for key, value in pairs:
+        if not _TOKEN.fullmatch(key):
+            raise ValueError(f"header name {key[:40]!r} is not an HTTP token")
+        if not value.isascii() or not value.isprintable():
+            raise ValueError(f"header {key} holds characters HTTP cannot carry")

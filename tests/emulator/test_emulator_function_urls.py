@@ -87,6 +87,15 @@ def test_the_function_url_event(served: Served) -> None:
         ({"statusCode": 204}, 204, [], b""),
         ({"statusCode": 304, "body": "dropped"}, 304, [], b""),
         ({"statusCode": 200, "headers": {"x-bad": "é"}}, 502, [], None),
+        # a name that is no HTTP token: CR/LF would forge a header, non-latin-1 garble the head
+        (
+            {"statusCode": 200, "headers": {"x-a\r\nset-cookie: forged=1\r\nx-b": "v"}},
+            502,
+            [],
+            None,
+        ),
+        ({"statusCode": 200, "headers": {"x-名": "v"}}, 502, [], None),
+        ({"statusCode": 200, "headers": {"": "v"}}, 502, [], None),
         ({"statusCode": "200"}, 502, [], None),
         ({"statusCode": 200, "body": {"not": "a string"}}, 502, [], None),
     ],
@@ -101,6 +110,7 @@ def test_the_function_url_response_rules(
     ) as s:
         got_status, got_headers, got_body = head(read_all(s, bytearray()))
     assert got_status == status
+    assert all(name != "set-cookie" or value != "forged=1" for name, value in got_headers)
     for header in headers:
         assert header in got_headers
     if isinstance(answer, dict) and "cookies" in answer:
