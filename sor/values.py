@@ -44,8 +44,17 @@ def field(
 
 
 def _setup(cls: type[T], frozen: bool) -> type[T]:
+    # What dataclasses would do otherwise and this does not, refused rather than done wrong
+    # (mypy checks these classes as dataclasses, so it would not say).
+    if any(hasattr(base, "__sor_fields__") for base in cls.__mro__[1:]):
+        raise TypeError(f"{cls.__qualname__}: a value class cannot extend another one")
+    if "__annotations__" not in cls.__dict__ and "__annotate__" in cls.__dict__:
+        raise TypeError(f"{cls.__qualname__}: needs `from __future__ import annotations`")
     # Not inspect.get_annotations: importing inspect is the cost this module avoids.
-    names = tuple(cls.__dict__.get("__annotations__", {}))  # noqa: RUF063
+    annotations: dict[str, Any] = cls.__dict__.get("__annotations__", {})  # noqa: RUF063
+    names = tuple(
+        n for n, a in annotations.items() if not str(a).startswith(("ClassVar", "typing.ClassVar"))
+    )
     specs: list[tuple[str, Any, Callable[[], Any] | None]] = []
     compared: list[str] = []
     for name in names:
@@ -57,6 +66,8 @@ def _setup(cls: type[T], frozen: bool) -> type[T]:
                 delattr(cls, name)  # no class attribute shadows a missing value
             else:
                 setattr(cls, name, default)
+        if isinstance(default, (list, dict, set)):
+            raise ValueError(f"{cls.__qualname__}.{name}: a mutable default is shared: use field")
         if compare:
             compared.append(name)
         specs.append((name, default, factory))

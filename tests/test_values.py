@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 
 from sor.config.model import CloudEventsSettings, Config, Middleware, RuntimeSettings, Timeouts
@@ -82,3 +84,30 @@ def test_as_dict_lists_every_field() -> None:
         "message": "bad",
     }
     assert str(problem) == "sor.yml:3:1: runtime: bad"
+
+
+def test_what_dataclasses_would_do_otherwise_is_refused_or_kept_apart() -> None:
+    @frozen
+    class Base:
+        a: int
+
+    with pytest.raises(TypeError, match="cannot extend"):
+
+        @frozen
+        class Sub(Base):  # dataclasses would add Base's fields: this would lose them
+            b: int
+
+    with pytest.raises(ValueError, match="mutable default"):
+
+        @mutable
+        class Shared:
+            items: list[int] = []  # noqa: RUF012  (the point of the test)
+
+    @frozen
+    class WithClassVar:
+        limit: ClassVar[int] = 3
+        a: int
+
+    assert WithClassVar(1).a == 1 and WithClassVar.limit == 3
+    with pytest.raises(TypeError):
+        WithClassVar(1, 2)  # type: ignore[call-arg]

@@ -22,7 +22,8 @@ from sor.config.source import Source
 _KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_.-]*):(?: +|$)")
 _INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
 _FLOAT = re.compile(r"[-+]?[0-9]+\.[0-9]+")
-_DURATION = re.compile(r"[0-9]+(?:\.[0-9]+)?[a-z]+")  # never a YAML 1.1 number nor a timestamp
+# never a YAML 1.1 number nor a timestamp (0xff is a number)
+_DURATION = re.compile(r"(?!0x)[0-9]+(?:\.[0-9]+)?[a-z]+")
 _BOOLS = {
     **dict.fromkeys(("yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"), True),
     **dict.fromkeys(("no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"), False),
@@ -43,11 +44,11 @@ def parse(text: str, file: str) -> Source | None:
         return None
     lines: list[tuple[int, int, str]] = []  # (line number, indentation, content)
     for number, line in enumerate(text.split("\n"), 1):
+        if not line.isprintable():  # comments too: PyYAML refuses such a file, or breaks its
+            return None  # lines at U+0085, U+2028, U+2029 where this reader would not
         content = line.lstrip(" ")
         if not content or content.startswith("#"):
             continue
-        if not line.isprintable():
-            return None
         lines.append((number, len(line) - len(content), content.rstrip(" ")))
     if not lines or lines[0][1] != 0:
         return None
@@ -111,6 +112,8 @@ class _Reader:
                     break  # a sequence's next item, when this mapping is inside it
                 raise _Unsupported
             key = match.group(1)
+            if len(key) > 1000:
+                raise _Unsupported  # PyYAML takes no simple key over 1024 characters
             if key in out:
                 raise _Unsupported  # PyYAML names the duplicate
             here = (*path, key)

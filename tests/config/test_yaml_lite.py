@@ -57,6 +57,13 @@ EDGES = [
     "a:b\n",
     "a: b\n" * 3,
     "k:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 40)) + "  " * 40 + "v: 1\n",
+    # found by a differential fuzzer against PyYAML: a hex number of letters only, line breaks
+    # PyYAML sees inside a comment (NEL, U+2028), a control character in a comment, a long key
+    "a: 0xff\nb: 0xa\n",
+    "a: 1\n#\x85b: 2\n",
+    "a: 1\n# x\u2028b: 2\n",
+    "a: 1\n# \x00\n",
+    "k" * 1025 + ": 1\n",
 ]
 
 
@@ -97,6 +104,7 @@ def test_edge_cases_agree_or_are_declined() -> None:
     # Both kinds are exercised: plain files taken, and everything doubtful left to PyYAML.
     assert EDGES[0] in taken and "m:\n- a\n- b\nn: 1\n" in taken
     assert "a: 1\na: 2\n" in declined and "a: &x 1\nb: *x\n" in declined
+    assert EDGES[-5:] == [text for text in EDGES[-5:] if text in declined]
     assert "a: 07\nb: 0x1f\nc: 1_000\nd: 1:30\ne: 1e3\nf: .5\ng: .inf\nh: 2001-12-14\n" in declined
 
 
