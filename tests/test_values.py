@@ -101,7 +101,7 @@ def test_what_dataclasses_would_do_otherwise_is_refused_or_kept_apart() -> None:
 
         @mutable
         class Shared:
-            items: list[int] = []  # noqa: RUF012  (the point of the test)
+            items: list[int] = []  # shared by every instance: the point of the test
 
     @frozen
     class WithClassVar:
