@@ -12,9 +12,12 @@ MAX_MESSAGE = 7 * 1024 * 1024
 MAX_STREAM = 200 * 1024 * 1024
 # Bytes of one streamed chunk in a protocol `chunk` message (runtimes/PROTOCOL.md).
 MAX_CHUNK = 1024 * 1024
-# Bytes of the error document in a stream's trailers (before base64): sor's bound, not Lambda's,
-# so that the trailer passes HTTP stacks' header limits; a longer one loses its stack trace.
-MAX_ERROR_TRAILER = 16 * 1024
+# Bytes of the error document in a stream's trailers (before base64; 4/3 of it after): sor's
+# bound, not Lambda's, so that each trailer line stays under the 8 KiB that HTTP stacks take for a
+# header line (sor's emulator among them); a longer one loses its stack trace.
+MAX_ERROR_TRAILER = 5 * 1024
+# Characters of an errorType sent in a header or trailer; a longer one is cut.
+MAX_ERROR_TYPE = 256
 # Seconds a function may run at most.
 MAX_FUNCTION_TIMEOUT = 900.0
 

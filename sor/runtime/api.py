@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 
 from sor.errors import SorError
 from sor.http.client import HttpConnection, Interrupted, ProtocolError
-from sor.limits import MAX_ERROR_TRAILER
+from sor.limits import MAX_ERROR_TRAILER, MAX_ERROR_TYPE
 from sor.values import field, frozen
 
 API_VERSION = "2018-06-01"
@@ -273,7 +273,7 @@ def error_trailers(error: Mapping[str, Any], request_id: str, shape: Shape) -> d
     if len(document) > MAX_ERROR_TRAILER:
         message = str(error.get("errorMessage") or "")[:1024]
         short: dict[str, Any] = {
-            "errorType": error.get("errorType"),
+            "errorType": _error_type(error),
             "errorMessage": f"{message} (the error was {len(document)} bytes: shortened for the "
             "stream's trailers, its stack trace left out)",
             "stackTrace": [],
@@ -285,4 +285,5 @@ def error_trailers(error: Mapping[str, Any], request_id: str, shape: Shape) -> d
 
 def _error_type(error: Mapping[str, Any]) -> str:
     # Header values cannot carry newlines; error types never legitimately do.
-    return str(error.get("errorType") or "Unknown").replace("\r", " ").replace("\n", " ")
+    kind = str(error.get("errorType") or "Unknown")[:MAX_ERROR_TYPE]
+    return kind.replace("\r", " ").replace("\n", " ")

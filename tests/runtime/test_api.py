@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import socket
@@ -264,3 +265,24 @@ def test_client_retries_until_the_api_comes_up() -> None:
     finally:
         client.close()
         sock.close()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"errorType": "Big", "errorMessage": "m" * 7000, "stackTrace": []},  # under 16 KiB
+        {"errorType": "T" * 100_000, "errorMessage": "m" * 100_000, "stackTrace": ["x"] * 9999},
+    ],
+    ids=["a 7 kB message", "everything huge"],
+)
+def test_error_trailers_fit_the_header_lines_http_stacks_read(error: dict[str, Any]) -> None:
+    # sor's emulator (sor.http.chunked) reads trailer lines of up to 8 KiB, as most stacks do
+    from sor.http import chunked
+    from sor.runtime.api import error_trailers
+
+    trailers = error_trailers(error, "req-1", "python")
+    for name, value in trailers.items():
+        assert len(f"{name}: {value}\r\n") < chunked._MAX_LINE, name
+    document = json.loads(base64.b64decode(trailers["Lambda-Runtime-Function-Error-Body"]))
+    assert document["errorType"] == trailers["Lambda-Runtime-Function-Error-Type"]
+    assert document["errorType"].startswith(error["errorType"][:256])
