@@ -43,6 +43,11 @@ def page(event, context):
     return {"statusCode": 201, "headers": {"content-type": "text/html"}, "cookies": ["a=b"],
             "body": body()}
 
+async def ticks_async(event, context):
+    yield b"one"
+    await asyncio.sleep(0.3)
+    yield str(time.monotonic())  # when the last chunk was produced, on the test's clock
+
 def fails_after(event, context):
     yield "partial"
     raise ValueError("mid-stream")
@@ -99,6 +104,15 @@ def test_a_python_generator_streams_each_chunk_as_it_is_yielded(sor: Any) -> Non
     assert data[:2] == [b"data: one\n\n", b"data: two\n\n"]
     produced = float(data[2])
     assert answer.chunks[0].at < answer.chunks[1].at < produced <= answer.chunks[2].at
+    assert answer.trailers == {}
+
+
+def test_a_python_async_generator_streams_each_chunk_as_it_is_yielded(sor: Any) -> None:
+    s = sor(PYTHON.format("ticks_async"))
+    answer = _streamed(s.server.invoke({}))
+    assert answer.chunks[0].data == b"one"
+    produced = float(answer.chunks[1].data)
+    assert answer.chunks[0].at < produced <= answer.chunks[1].at  # the first left before
     assert answer.trailers == {}
 
 
