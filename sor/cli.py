@@ -12,11 +12,11 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from sor import __version__
 from sor.errors import SorError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 

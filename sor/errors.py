@@ -8,9 +8,12 @@ one place (``sor.cli``) and Lambda error payloads in one place (``SorError.paylo
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from sor.values import frozen
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @frozen

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 # Bytes of a synchronous event or response: 6 MiB and the 100 bytes Lambda's messages name.
 MAX_PAYLOAD = 6 * 1024 * 1024 + 100

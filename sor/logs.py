@@ -15,9 +15,11 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TextIO
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, TextIO
+
     from sor.telemetry import FrameSink
 
 TELEMETRY_FD = "_LAMBDA_TELEMETRY_LOG_FD"

@@ -11,9 +11,11 @@ factory or leaves a field out of equality and repr.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
     from typing_extensions import dataclass_transform  # typing has it from 3.11 only
 else:
 
@@ -21,7 +23,8 @@ else:
         return lambda decorated: decorated
 
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    T = TypeVar("T")
 _MISSING = object()
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sor.logs import TELEMETRY_FD, Log
 from sor.runtime import loop as runner
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 

@@ -8,10 +8,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-if TYPE_CHECKING:
-    from sor.events.declarative import Compiled
 
 from sor.config.merge import Merged, supplier
 from sor.config.model import (
@@ -29,6 +25,12 @@ from sor.config.rules import PathKey, duration_seconds, handler_problem, name_pr
 from sor.errors import ConfigError, Problem
 from sor.resources import data_path
 from sor.values import frozen
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from sor.events.declarative import Compiled
 
 MIDDLEWARE_VARS = ("SOR_MIDDLEWARES", "SLSMIDDLEWARES")  # the first one set wins
 
@@ -48,7 +50,8 @@ class Origin:
 DEFAULT = Origin("default")
 
 
-class EnvMiddlewares(NamedTuple):
+@frozen
+class EnvMiddlewares:
     """The middleware list an environment variable asks for."""
 
     var: str
@@ -173,8 +176,8 @@ class _Builder:
         ]
         override = env_middlewares(self.env)
         if override is not None:
-            self.env_var, names, self.env_cols, problems = override
-            self.problems.extend(problems)
+            self.env_var, names, self.env_cols = override.var, override.names, override.cols
+            self.problems.extend(override.problems)
             self.origins[("middlewares",)] = Origin(f"env {self.env_var}")
             by_name = {item["name"]: (item, path) for item, path in chosen}
             chosen = [by_name.get(name, ({"name": name}, None)) for name in names]

@@ -12,7 +12,6 @@ import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sor.config.effective import Origin, build
 from sor.config.merge import Merged
@@ -21,6 +20,7 @@ from sor.config.rules import PathKey
 from sor.errors import ConfigError, Problem
 from sor.values import frozen
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sor.config.source import Source
 

@@ -5,10 +5,13 @@ file each merged value came from, so that problems and origins point at the righ
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from sor.config.rules import PathKey
 from sor.errors import Problem
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 if TYPE_CHECKING:  # yaml is imported when a file is parsed, not with this module (cold start)
     from sor.config.source import Source

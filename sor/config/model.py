@@ -7,19 +7,22 @@ never the raw YAML. Loading, merging and validation live in other modules; this 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
 
 from sor.values import field, frozen
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Literal
+
     from sor.events.declarative import Compiled
 
-Language = Literal["python", "node", "exec"]
-Signature = Literal["event", "cloudevent"]
-Mode = Literal["exec", "persistent"]
-OnError = Literal["fail", "continue"]
-Malformed = Literal["respond", "fail"]
-Hook = Literal["before", "after", "error", "shutdown"]
+    Language = Literal["python", "node", "exec"]
+    Signature = Literal["event", "cloudevent"]
+    Mode = Literal["exec", "persistent"]
+    OnError = Literal["fail", "continue"]
+    Malformed = Literal["respond", "fail"]
+    Hook = Literal["before", "after", "error", "shutdown"]
+
 HOOKS: tuple[Hook, ...] = ("before", "after", "error")  # the hooks of an invocation: the default
 
 DEFAULT_GRACE = 0.3  # seconds; see docs/timeouts.md

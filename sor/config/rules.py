@@ -7,13 +7,13 @@ merged view of several files).
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import re
-from typing import Any, Protocol
 
 from sor.config.model import RuntimeSettings
 from sor.errors import Problem
+
+TYPE_CHECKING = False
 
 PathKey = tuple[str | int, ...]
 
@@ -35,10 +35,13 @@ _HOST = re.compile(
 )
 
 
-class Locator(Protocol):
-    """Places a problem at a config path (of a key with `key=True`)."""
+if TYPE_CHECKING:
+    from typing import Any, Protocol
 
-    def problem(self, path: PathKey, message: str, *, key: bool = False) -> Problem: ...
+    class Locator(Protocol):
+        """Places a problem at a config path (of a key with `key=True`)."""
+
+        def problem(self, path: PathKey, message: str, *, key: bool = False) -> Problem: ...
 
 
 def duration_seconds(value: Any) -> float | None:
@@ -211,6 +214,8 @@ def _shown(value: Any) -> str:
 
 def _host_or_network(entry: str) -> bool:
     try:
+        import ipaddress  # only a config with an address list pays for it
+
         ipaddress.ip_network(entry, strict=False)
     except ValueError:
         return "/" not in entry and is_host_name(entry)

@@ -12,14 +12,16 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 
 from sor.config.rules import PathKey, semantic_problems
 from sor.config.source import Source, dotted
 from sor.errors import Problem
 from sor.resources import data_path
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
 

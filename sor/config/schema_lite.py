@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sized
-from typing import Any, Literal, cast
 
-Verdict = Literal["valid", "invalid", "unsupported"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    Verdict = Literal["valid", "invalid", "unsupported"]
 
 # Keywords with no effect on validity (format is an annotation unless a format checker is given).
 _ANNOTATIONS = frozenset(
@@ -157,7 +160,7 @@ class _Checker:
             sized, at_least = _SIZE_BOUNDS[key]
             if not isinstance(value, sized):
                 return True
-            size = len(cast(Sized, value))
+            size = len(value) if isinstance(value, Sized) else 0
             return bool(size >= arg) if at_least else bool(size <= arg)
         if isinstance(value, dict):
             return self._object(key, arg, schema, value)

@@ -3,11 +3,13 @@ made by sor.config.yaml_lite or, for what that one does not read, sor.config.yam
 
 from __future__ import annotations
 
-from typing import Any
-
 from sor.config.rules import PathKey
 from sor.errors import Problem
 from sor.values import field, mutable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 Position = tuple[int, int]
 MAX_BYTES = 1 << 20  # a sor.yml over 1 MiB is refused unread (SPEC)

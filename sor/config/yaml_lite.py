@@ -14,10 +14,13 @@ reported as before. When it answers, its data and positions are exactly PyYAML's
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from sor.config.rules import PathKey
 from sor.config.source import Source
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_.-]*):(?: +|$)")
 _INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sor.config.model import Hook, Middleware
+from sor.config.model import Middleware
 from sor.logs import Log
 from sor.middleware.hook import (
     ANSWERING_HOOKS,
@@ -22,6 +22,10 @@ from sor.middleware.hook import (
 )
 from sor.payload import decode, encode
 from sor.process import exchange
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sor.config.model import Hook
 
 
 class ExecHooks:

@@ -11,10 +11,14 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
-from sor.config.model import ALWAYS_VISIBLE, Hook, Middleware
+from sor.config.model import ALWAYS_VISIBLE, Middleware
 from sor.errors import MiddlewareError, MiddlewareTimeout
 from sor.process.spawn import describe_exit
 from sor.values import frozen
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sor.config.model import Hook
 
 MAX_OUTPUT = 8 << 20  # the most a hook may answer; Lambda's own limit on a response is 6 MB
 RESPOND_STATUS = 100  # exit status of an exec hook that answers now

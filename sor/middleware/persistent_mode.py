@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from sor.config.model import Hook, Middleware
+from sor.config.model import Middleware
 from sor.errors import MiddlewareError
 from sor.logs import Log
 from sor.middleware.hook import (
@@ -27,6 +27,10 @@ from sor.middleware.hook import (
 )
 from sor.payload import decode, encode
 from sor.process.supervised import STOP_GRACE, Retired, Supervised
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sor.config.model import Hook
 
 _STDERR_WAIT = 0.5  # for the last stderr lines of a process that ended by itself
 

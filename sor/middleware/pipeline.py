@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
-from sor.config.model import Hook, Middleware
+from sor.config.model import Middleware
 from sor.errors import MiddlewareError, SorError, error_from_payload
 from sor.logs import Log
 from sor.middleware.exec_mode import ExecHooks
@@ -36,11 +36,14 @@ from sor.middleware.hook import HookResult, Hooks
 from sor.middleware.persistent_mode import PersistentHooks
 from sor.runtime.answer import Stream, started
 
-Call = Callable[[int, Hook, Any], HookResult]
-"""Runs hook HOOK of middleware number I on a payload; raises ``MiddlewareError`` on failure."""
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sor.config.model import Hook
 
-Tolerated = Callable[[Middleware, Hook, MiddlewareError], None]
-"""Told about a failure that ``on_error: continue`` ignores."""
+    # Runs hook HOOK of middleware number I on a payload; raises MiddlewareError on failure.
+    Call = Callable[[int, Hook, Any], HookResult]
+    # Told about a failure that `on_error: continue` ignores.
+    Tolerated = Callable[[Middleware, Hook, MiddlewareError], None]
 
 
 def onion(

@@ -12,17 +12,21 @@ error trailers when it fails after its first byte.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Mapping
-from typing import Any
 
 from sor.errors import FunctionError, SorError
 from sor.limits import MAX_PAYLOAD, MAX_STREAM, too_large_error
 from sor.runtime.api import (
     RuntimeApiClient,
     RuntimeApiError,
-    Shape,
     error_document,
     error_trailers,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from sor.runtime.api import Shape
 
 PRELUDE_END = b"\0" * 8  # after an HTTP stream's prelude JSON (Lambda's integration format)
 

@@ -14,7 +14,6 @@ import json
 import select
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, TypeVar
 
 from sor.errors import SorError
 from sor.http.client import HttpConnection, Interrupted, ProtocolError
@@ -30,8 +29,12 @@ XRAY_CAUSE_LIMIT = 1 << 20  # bytes: a larger cause is left out, as awslambdaric
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # ~3 s in all before giving up
 _USER_AGENT = "sor"
 
-T = TypeVar("T")
-Shape = Literal["python", "node"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Literal, TypeVar
+
+    T = TypeVar("T")
+    Shape = Literal["python", "node"]
 
 
 class RuntimeApiError(SorError):

@@ -11,17 +11,22 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any, NamedTuple
 
 from sor.errors import FunctionError
 from sor.logs import Log
 from sor.runtime.api import Invocation
+from sor.values import frozen
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 POST_MARGIN = 0.05  # seconds kept after the hard deadline to post the answer
 MAX_GRACE_SHARE = 0.25  # the most of a function's timeout the grace may take
 
 
-class Deadlines(NamedTuple):
+@frozen
+class Deadlines:
     """Monotonic deadlines of one invocation, the function's timeout when known, and the grace
     in force (``timeouts.grace``, or less when that would leave the handler too little)."""
 

@@ -12,7 +12,6 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
 
 from sor.config.model import Config
 from sor.errors import InvocationTimeout, SorError
@@ -29,6 +28,10 @@ from sor.runtime.context import (
     runtime_error,
 )
 from sor.runtime.language import LanguageRuntime
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 if TYPE_CHECKING:  # imported only by functions that have middlewares (or shared runtimes)
     from sor.middleware.pipeline import Pipeline

@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from sor.config.model import RuntimeSettings
 from sor.errors import ConfigError, FunctionError, InvocationTimeout, RuntimeExited
@@ -24,7 +23,10 @@ from sor.process.supervised import STOP_GRACE, Retired, Supervised
 from sor.resources import data_path
 from sor.runtime.node_binary import node_binary
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from sor.payload import RawJson
     from sor.runtime.answer import Stream
     from sor.runtime.protocol import Message

@@ -28,12 +28,14 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
 
 from sor.errors import SorError, UsageError
 from sor.logs import Log
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from sor.config.model import Config
     from sor.middleware.pipeline import Pipeline
     from sor.runtime.api import RuntimeApiClient

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from sor.limits import MAX_CHUNK
 from sor.payload import RawJson, encode
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
 

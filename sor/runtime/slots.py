@@ -12,12 +12,12 @@ the process that ran that invocation.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
 from sor.config.model import RuntimeSettings
 from sor.logs import Log
 from sor.values import mutable
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sor.middleware.pipeline import Pipeline
     from sor.runtime.api import RuntimeApiClient

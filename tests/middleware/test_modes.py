@@ -13,12 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from sor.config.model import Hook, Middleware
+from sor.config.model import Middleware
 from sor.errors import MiddlewareError, MiddlewareTimeout
 from sor.logs import Log
 from sor.middleware.exec_mode import ExecHooks
 from sor.middleware.hook import MAX_OUTPUT, HookResult
 from sor.middleware.persistent_mode import PersistentHooks
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sor.config.model import Hook
 
 CONTEXT = {"aws_request_id": "req-1", "deadline_ms": 1234567, "function_name": "fn"}
 ENV = {"PATH": os.environ.get("PATH", os.defpath), "FUNCTION_SETTING": "on"}

@@ -13,11 +13,15 @@ from typing import Any
 
 import pytest
 
-from sor.config.model import Hook, HookTimeouts, Middleware
+from sor.config.model import HookTimeouts, Middleware
 from sor.errors import FunctionError, MiddlewareError, MiddlewareTimeout, SorError
 from sor.logs import Log
 from sor.middleware.hook import UNCHANGED, HookResult
 from sor.middleware.pipeline import Pipeline, onion
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sor.config.model import Hook
 
 NODE = shutil.which("node")
 

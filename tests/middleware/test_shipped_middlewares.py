@@ -14,11 +14,15 @@ from typing import Any
 
 import pytest
 
-from sor.config.model import Hook, Middleware, Mode
+from sor.config.model import Middleware
 from sor.errors import FunctionError, InvocationTimeout, MiddlewareError, SorError
 from sor.logs import Log
 from sor.middleware.pipeline import Pipeline
 from sor.resources import data_path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sor.config.model import Hook, Mode
 
 MODES: tuple[Mode, ...] = ("exec", "persistent")
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
