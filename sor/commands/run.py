@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from sor.logs import TELEMETRY_FD, Log
-from sor.runtime import loop as runner
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,4 +20,13 @@ def main(args: argparse.Namespace | None, env: Mapping[str, str]) -> int:
         # variable (or inherits the descriptor); sor frames their output itself.
         os.environ.pop(TELEMETRY_FD, None)
         env = {k: v for k, v in env.items() if k != TELEMETRY_FD}
-    return runner.run(env, cwd=Path.cwd(), log=log)
+    # The guessed runtime boots while the rest of sor is imported (sor.runtime.head_start).
+    from sor.runtime.head_start import head_start
+
+    cwd = os.getcwd()
+    head = head_start(env, cwd, log)
+    from pathlib import Path
+
+    from sor.runtime import loop
+
+    return loop.run(env, cwd=Path(cwd), log=log, head=head)

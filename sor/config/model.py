@@ -6,12 +6,11 @@ never the raw YAML. Loading, merging and validation live in other modules; this 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sor.values import field, frozen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any, Literal
 
     from sor.events.declarative import Compiled
@@ -109,6 +108,12 @@ class ShutdownSettings:
     signal: bool = False
 
 
+def _path(text: str) -> Path:
+    from pathlib import Path  # only for a Config made without one: `sor run` spawns first
+
+    return Path(text)
+
+
 @frozen
 class Config:
     """The effective configuration of one function."""
@@ -119,8 +124,8 @@ class Config:
     cloudevents: CloudEventsSettings = field(default_factory=CloudEventsSettings)
     debug: DebugSettings = field(default_factory=DebugSettings)
     shutdown: ShutdownSettings = field(default_factory=ShutdownSettings)
-    task_root: Path = Path(".")
-    layer_dir: Path = Path("/opt")
+    task_root: Path = field(default_factory=lambda: _path("."))
+    layer_dir: Path = field(default_factory=lambda: _path("/opt"))
     version: int = 1
 
     @property

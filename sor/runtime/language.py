@@ -12,21 +12,20 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from pathlib import Path
 
-from sor.config.model import RuntimeSettings
 from sor.errors import ConfigError, FunctionError, InvocationTimeout, RuntimeExited
 from sor.limits import MAX_MESSAGE, too_large_error
 from sor.logs import Log
 from sor.process.spawn import describe_exit
 from sor.process.supervised import STOP_GRACE, Retired, Supervised
-from sor.resources import data_path
+from sor.resources import data_file
 from sor.runtime.node_binary import node_binary
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from sor.config.model import RuntimeSettings
     from sor.payload import RawJson
     from sor.runtime.answer import Stream
     from sor.runtime.protocol import Message
@@ -45,7 +44,7 @@ def runtime_command(settings: RuntimeSettings, env: Mapping[str, str] = os.envir
         return list(settings.command)
     if not settings.handler:
         raise ConfigError(f"runtime.handler: the {settings.language} language runtime needs one")
-    adapter = str(data_path("runtimes", *_ADAPTERS[settings.language]))
+    adapter = data_file("runtimes", *_ADAPTERS[settings.language])
     if settings.command:
         return [*settings.command, adapter]
     if settings.language == "node":
@@ -60,14 +59,14 @@ class LanguageRuntime:
         self,
         settings: RuntimeSettings,
         *,
-        task_root: Path,
+        task_root: str | os.PathLike[str],
         env: Mapping[str, str],
         log: Log,
         defer_load: bool = False,
     ) -> None:
         """``defer_load``: the process starts without loading the handler until `load` says so."""
         self.settings = settings
-        self.task_root = task_root
+        self.task_root = os.fspath(task_root)  # the process's working directory
         self.argv = runtime_command(settings, env)
         self.env = {
             **env,
@@ -126,7 +125,7 @@ class LanguageRuntime:
                 env=self.env,
                 emit=self.log.raw,
                 retired=self._retired,
-                cwd=str(self.task_root),
+                cwd=self.task_root,
                 requests=3,
                 answers=4,
                 logs=(1, 2) if self.log.framed else (2,),  # framed: its records are frames

@@ -12,10 +12,11 @@ starts, further signals are ignored. With `shutdown.signal` or a `shutdown` hook
 sor.runtime.shutdown registers at init (so that Lambda sends SIGTERM at all) and, at SIGTERM,
 runs the hooks and gives the language runtime the rest of Lambda's ~500 ms.
 
-Cold start order: the config is loaded, the language runtime is spawned at once, and the rest of
-init (the invocation and Runtime API modules, the middleware pipeline) runs while it boots; only
-then does sor wait for its `ready` (docs/performance.md). Modules are imported in that order, not
-when this one is.
+Cold start order: the runtime `_HANDLER` names was spawned before this module was even imported
+(sor.runtime.head_start); the config is loaded, that guess kept or another runtime spawned, and
+the rest of init (the invocation and Runtime API modules, the middleware pipeline) runs while it
+boots; only then does sor wait for its `ready` (docs/performance.md). Modules are imported in
+that order, not when this one is.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from sor.config.model import Config
     from sor.middleware.pipeline import Pipeline
     from sor.runtime.api import RuntimeApiClient
+    from sor.runtime.head_start import HeadStart
     from sor.runtime.invocation import Invoker
     from sor.runtime.language import LanguageRuntime
     from sor.runtime.shared import SharedRuntime
@@ -64,7 +66,15 @@ def load_config(env: Mapping[str, str], cwd: Path) -> Config:
 class Runner:
     """One `sor run` process: owns the Runtime API client, language runtime and pipeline."""
 
-    def __init__(self, env: Mapping[str, str], *, cwd: Path, log: Log) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        *,
+        cwd: Path,
+        log: Log,
+        head: HeadStart | None = None,
+    ) -> None:
+        """``head``: what sor.runtime.head_start did (its runtime is kept if the config agrees)."""
         address = env.get("AWS_LAMBDA_RUNTIME_API")
         if not address:
             raise UsageError("`sor run` needs AWS_LAMBDA_RUNTIME_API (host:port of the API)")
@@ -73,7 +83,10 @@ class Runner:
         self.log = log
         self.address = address
         self._api: RuntimeApiClient | None = None
-        self.language: LanguageRuntime | SharedRuntime | None = None
+        self._head = head
+        self._guess = head.runtime if head is not None else None
+        # stopped on shutdown whatever happens next
+        self.language: LanguageRuntime | SharedRuntime | None = self._guess
         self.pipeline: Any = None
         # A signal only sets _stop (init checks it between steps; serving ends the loop after
         # the current answer); once shutting down, signals are ignored.
@@ -98,6 +111,10 @@ class Runner:
         self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         previous_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        if self._head is not None:
+            previous = self._head.previous  # restored on return, not the head start's own
+            for signum in self._head.signals:  # arrived before this loop took over
+                self._on_signal(signum, None)
         try:
             invoker = self._init()
             if invoker is None:
@@ -136,13 +153,13 @@ class Runner:
         try:
             from sor.runtime.language import LanguageRuntime
 
-            guess = self._guess(LanguageRuntime)
+            guess, self._guess = self._guess, None
             self._check()
             config = load_config(self.env, self.cwd)
             self._check()
             if guess is not None and (guess.settings, guess.task_root) == (
                 config.runtime,
-                config.task_root,
+                str(config.task_root),
             ):
                 guess.load()  # the first line of user code runs now, in the process kept
                 language, started = guess, "before-config"
@@ -204,42 +221,6 @@ class Runner:
             **extra,
         )
         return Invoker(config, serving, api, log=self.log, env=self.env, pipeline=self.pipeline)
-
-    def _guess(self, runtime: type[LanguageRuntime]) -> LanguageRuntime | None:
-        """The Python runtime of `_HANDLER`, spawned before the config is even read.
-
-        On Lambda `_HANDLER` is the function's handler setting, and most functions are Python
-        ones: starting their runtime first hides the parsing of sor.yml behind the interpreter's
-        own start. The guess is made only when the handler's module is a Python file of the task
-        root, and with a deferred load: the process starts and imports only the adapter, then
-        waits; `_init` lets it import the handler (`load`) only when the config agrees, and
-        kills it otherwise. So no user code ever runs in a wrong guess, and its environment is
-        the real runtime's (plus SOR_LOAD, which tells the adapter to wait).
-        """
-        from sor.config.loader import task_root
-        from sor.config.model import RuntimeSettings
-
-        handler = self.env.get("_HANDLER", "")
-        module, _, function = handler.rpartition(".")
-        if not module or not function or ".." in handler or handler.startswith("/"):
-            return None
-        root = task_root(self.env, self.cwd)
-        path = root / module.replace(".", "/")
-        if not (path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()):
-            return None
-        guess = runtime(
-            RuntimeSettings(handler=handler),
-            task_root=root,
-            env=self.env,
-            log=self.log,
-            defer_load=True,
-        )
-        try:
-            guess.spawn()
-        except SorError:
-            return None  # the real attempt, after the config, reports what is wrong
-        self.language = guess  # stopped on shutdown whatever happens next
-        return guess
 
     def _pipeline(self, config: Config) -> Pipeline | None:
         if not config.middlewares:
@@ -396,6 +377,12 @@ class Runner:
             self._api.close()
 
 
-def run(env: Mapping[str, str], *, cwd: Path, log: Log | None = None) -> int:
-    """`sor run`: serve invocations until terminated."""
-    return Runner(env, cwd=cwd, log=log or Log.from_env(env)).run()
+def run(
+    env: Mapping[str, str],
+    *,
+    cwd: Path,
+    log: Log | None = None,
+    head: HeadStart | None = None,
+) -> int:
+    """`sor run`: serve invocations until terminated (``head``: see `Runner`)."""
+    return Runner(env, cwd=cwd, log=log or Log.from_env(env), head=head).run()

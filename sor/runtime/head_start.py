@@ -1,0 +1,71 @@
+"""The language runtime that `_HANDLER` names, spawned before sor loads the rest of itself.
+
+On Lambda `_HANDLER` is the function's handler setting, and most functions name a module of
+their task root there. `sor run` spawns that module's runtime first, before it imports its loop,
+its config reader and its Runtime API client, so that the runtime's own start (an interpreter,
+the adapter) overlaps all of sor's (docs/performance.md): only `sor.runtime.language` and what it
+needs are loaded before the spawn.
+
+The guess is made with a deferred load (runtimes/PROTOCOL.md): the process starts and loads only
+the adapter, then waits; `sor.runtime.loop` lets it load the handler (`load`) only when the
+config agrees, and stops it otherwise. So no user code ever runs in a wrong guess, and its
+environment is the real runtime's (plus SOR_LOAD, which tells the adapter to wait).
+
+From its first step `sor run` keeps the SIGTERM and SIGINT that arrive before its loop takes
+over (`HeadStart.signals`): the loop then stops at once, and stops the runtime spawned here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Mapping
+from types import FrameType
+
+from sor.errors import SorError
+from sor.logs import Log
+from sor.runtime.language import LanguageRuntime
+
+
+class HeadStart:
+    """What `sor run` did before its loop was imported: the runtime it spawned (None: no guess),
+    and the signals that arrived since, for the loop to act on."""
+
+    def __init__(self) -> None:
+        self.runtime: LanguageRuntime | None = None
+        self.signals: list[int] = []
+        self.previous = {s: signal.signal(s, self._keep) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def _keep(self, signum: int, frame: FrameType | None) -> None:
+        self.signals.append(signum)
+
+
+def head_start(env: Mapping[str, str], cwd: str, log: Log) -> HeadStart:
+    """Keep signals from now on, and spawn the Python runtime of `_HANDLER` (not ready)."""
+    head = HeadStart()
+    head.runtime = _guess(env, cwd, log)
+    return head
+
+
+def _guess(env: Mapping[str, str], cwd: str, log: Log) -> LanguageRuntime | None:
+    handler = env.get("_HANDLER", "")
+    module, _, function = handler.rpartition(".")
+    if not env.get("AWS_LAMBDA_RUNTIME_API"):
+        return None  # `sor run` refuses to start: nothing to start it for
+    if not module or not function or ".." in handler or handler.startswith("/"):
+        return None
+    # sor.config.loader.task_root's rule, without its imports (tests/runtime pin both agree).
+    root = os.path.normpath(os.path.join(cwd, env.get("LAMBDA_TASK_ROOT", ".")))
+    path = os.path.join(root, *module.split("."))
+    if not (os.path.isfile(f"{path}.py") or os.path.isfile(os.path.join(path, "__init__.py"))):
+        return None
+    from sor.config.model import RuntimeSettings
+
+    guess = LanguageRuntime(
+        RuntimeSettings(handler=handler), task_root=root, env=env, log=log, defer_load=True
+    )
+    try:
+        guess.spawn()
+    except SorError:
+        return None  # the real attempt, after the config, reports what is wrong
+    return guess
