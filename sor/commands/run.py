@@ -25,8 +25,6 @@ def main(args: argparse.Namespace | None, env: Mapping[str, str]) -> int:
 
     cwd = os.getcwd()
     head = head_start(env, cwd, log)
-    from pathlib import Path
-
     from sor.runtime import loop
 
-    return loop.run(env, cwd=Path(cwd), log=log, head=head)
+    return loop.run(env, cwd=cwd, log=log, head=head)

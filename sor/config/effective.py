@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from sor.config.merge import Merged, supplier
 from sor.config.model import (
@@ -23,7 +22,7 @@ from sor.config.model import (
 )
 from sor.config.rules import PathKey, duration_seconds, handler_problem, name_problem
 from sor.errors import ConfigError, Problem
-from sor.resources import data_path
+from sor.resources import data_file
 from sor.values import frozen
 
 TYPE_CHECKING = False
@@ -96,7 +95,7 @@ def _p(base: PathKey, *parts: str | int) -> PathKey:
 
 
 class _Builder:
-    def __init__(self, merged: Merged, env: Mapping[str, str], root: Path, layer: Path) -> None:
+    def __init__(self, merged: Merged, env: Mapping[str, str], root: str, layer: str) -> None:
         self.merged = merged
         self.data = merged.data
         self.env = env
@@ -200,7 +199,7 @@ class _Builder:
         else:
             self.value(_p(at, "name"), name, _p(into, "name"))
             declaring = supplier(self.merged.sources, _p(at, "path"))
-            here = Path(declaring.file).parent if declaring else self.root
+            here = os.path.dirname(declaring.file) if declaring else self.root
         resolved = self.resolve(name, item.get("path"), here, at, into)
         self.fallback = self.origins[("timeouts", "middleware")]
         timeout = item.get("timeout")
@@ -240,20 +239,23 @@ class _Builder:
         )
 
     def resolve(
-        self, name: str, explicit: Any, here: Path, at: PathKey, into: PathKey
-    ) -> Path | None:
+        self, name: str, explicit: Any, here: str, at: PathKey, into: PathKey
+    ) -> str | None:
         """The executable of a middleware, or None after noting a problem naming where it looked."""
         if isinstance(explicit, str):
-            candidates = [Path(os.path.normpath(here / explicit))]
+            candidates = [os.path.normpath(os.path.join(here, explicit))]
         else:
             # The function's folder, the layer's, then the middlewares that ship with sor
             # (in a layer built by `sor package` the last two are the same folder).
-            folders = [self.root / "middlewares", self.layer / "middlewares"]
-            shipped = data_path("middlewares")
+            folders = [
+                os.path.join(self.root, "middlewares"),
+                os.path.join(self.layer, "middlewares"),
+            ]
+            shipped = data_file("middlewares")
             folders += [shipped] if shipped not in folders else []
-            candidates = [folder / name for folder in folders]
+            candidates = [os.path.join(folder, name) for folder in folders]
         for candidate in candidates:
-            if candidate.is_file():
+            if os.path.isfile(candidate):
                 if not os.access(candidate, os.X_OK):
                     self.report(
                         at,
@@ -265,7 +267,7 @@ class _Builder:
                 self.origins[_p(into, "path")] = (
                     self.origin(_p(at, "path"))
                     if isinstance(explicit, str)
-                    else Origin(f"found in {candidate.parent}")
+                    else Origin(f"found in {os.path.dirname(candidate)}")
                 )
                 return candidate
         looked = " nor ".join(str(c) for c in candidates)
@@ -297,7 +299,7 @@ class _Builder:
 
 
 def build(
-    merged: Merged, env: Mapping[str, str], root: Path, layer: Path
+    merged: Merged, env: Mapping[str, str], root: str, layer: str
 ) -> tuple[Config, dict[PathKey, Origin], list[Problem]]:
     """The `Config` of validated, merged data under `env`; also origins and late problems."""
     b = _Builder(merged, env, root, layer)

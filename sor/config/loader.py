@@ -11,18 +11,20 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
-from sor.config.effective import Origin, build
-from sor.config.merge import Merged
-from sor.config.model import Config
-from sor.config.rules import PathKey
 from sor.errors import ConfigError, Problem
 from sor.values import frozen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from sor.config.effective import Origin
+    from sor.config.model import Config
+    from sor.config.rules import PathKey
     from sor.config.source import Source
+
+    # A folder or file as callers have it; sor's own values are plain strings (os.path), so
+    # that `sor run` never loads pathlib (docs/performance.md).
+    Place = str | os.PathLike[str]
 
 FILE_NAME = "sor.yml"
 
@@ -32,37 +34,37 @@ class Loaded:
     """The effective config, the files it came from, and the origin of each value by path."""
 
     config: Config
-    files: tuple[Path, ...]
+    files: tuple[str, ...]
     origins: Mapping[PathKey, Origin]
 
 
-def task_root(env: Mapping[str, str], cwd: Path) -> Path:
+def task_root(env: Mapping[str, str], cwd: Place) -> str:
     """`$LAMBDA_TASK_ROOT`, relative to `cwd`, else `cwd`, made absolute."""
-    return _absolute(cwd / env.get("LAMBDA_TASK_ROOT", "."))
+    return _absolute(cwd, env.get("LAMBDA_TASK_ROOT", "."))
 
 
-def layer_dir(env: Mapping[str, str], cwd: Path) -> Path:
+def layer_dir(env: Mapping[str, str], cwd: Place) -> str:
     """`$SOR_LAYER_DIR`, else /opt, made absolute."""
-    return _absolute(cwd / env.get("SOR_LAYER_DIR", "/opt"))
+    return _absolute(cwd, env.get("SOR_LAYER_DIR", "/opt"))
 
 
-def discover(env: Mapping[str, str], cwd: Path) -> list[Path]:
+def discover(env: Mapping[str, str], cwd: Place) -> list[str]:
     """The config files that exist, in merge order. `SOR_CONFIG` must exist when set."""
     if env.get("SOR_CONFIG"):
-        chosen = _absolute(cwd / env["SOR_CONFIG"])
-        if not chosen.is_file():
+        chosen = _absolute(cwd, env["SOR_CONFIG"])
+        if not os.path.isfile(chosen):
             raise ConfigError(f"SOR_CONFIG={env['SOR_CONFIG']}: no such file ({chosen})")
         return [chosen]
-    found: list[Path] = []
+    found: list[str] = []
     for folder in (layer_dir(env, cwd), task_root(env, cwd)):
-        candidate = folder / FILE_NAME
-        if candidate.is_file() and candidate not in found:
+        candidate = os.path.join(folder, FILE_NAME)
+        if os.path.isfile(candidate) and candidate not in found:
             found.append(candidate)
     return found
 
 
 def check_file(
-    path: Path, name: str | None = None, *, quick: bool = False
+    path: Place, name: str | None = None, *, quick: bool = False
 ) -> tuple[Source, tuple[Problem, ...]]:
     """Parse and validate one file on its own (syntax, schema, rules); cached by content.
 
@@ -70,9 +72,9 @@ def check_file(
     """
     from sor.config.source import MAX_BYTES, Source, too_large
 
-    label = name if name is not None else str(path)
+    label = name if name is not None else os.fspath(path)
     try:
-        with path.open("rb") as fh:
+        with open(path, "rb") as fh:
             raw = fh.read(MAX_BYTES + 1)  # never more: a huge file is refused unread
             size = len(raw) if len(raw) <= MAX_BYTES else os.fstat(fh.fileno()).st_size
         if size > MAX_BYTES:
@@ -100,7 +102,7 @@ def _checked(label: str, text: str, quick: bool) -> tuple[Source, tuple[Problem,
     return source, tuple(check(source, quick=quick))
 
 
-def load(env: Mapping[str, str], cwd: Path, *, quick: bool = False) -> Config:
+def load(env: Mapping[str, str], cwd: Place, *, quick: bool = False) -> Config:
     """The effective config of the function; raises `ConfigError` with every problem.
 
     ``quick``: as in `check_file`; the problems reported are the same either way.
@@ -108,11 +110,15 @@ def load(env: Mapping[str, str], cwd: Path, *, quick: bool = False) -> Config:
     return load_with_origins(env, cwd, quick=quick).config
 
 
-def load_with_origins(env: Mapping[str, str], cwd: Path, *, quick: bool = False) -> Loaded:
+def load_with_origins(env: Mapping[str, str], cwd: Place, *, quick: bool = False) -> Loaded:
     """Like `load`, also telling where each effective value came from."""
+    # Here, not at the top: sor.runtime.head_start needs `task_root` before anything else.
+    from sor.config.effective import build
+    from sor.config.merge import Merged
+
     files = discover(env, cwd)
     if not files and not env.get("_HANDLER"):
-        looked = [layer_dir(env, cwd) / FILE_NAME, task_root(env, cwd) / FILE_NAME]
+        looked = [os.path.join(folder(env, cwd), FILE_NAME) for folder in (layer_dir, task_root)]
         raise ConfigError(
             f"no configuration: there is no {looked[0]} nor {looked[1]}, and neither SOR_CONFIG "
             "nor _HANDLER is set. Write a sor.yml (`version: 1` and `runtime.handler`), point "
@@ -133,5 +139,6 @@ def load_with_origins(env: Mapping[str, str], cwd: Path, *, quick: bool = False)
     return Loaded(config, tuple(files), origins)
 
 
-def _absolute(path: Path) -> Path:
-    return Path(os.path.normpath(path.absolute()))
+def _absolute(cwd: Place, path: str) -> str:
+    """``path`` relative to ``cwd`` (unless absolute), normalised (`a/../b` is `b`)."""
+    return os.path.normpath(os.path.join(os.path.abspath(cwd), path))

@@ -10,7 +10,6 @@ from sor.values import field, frozen
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any, Literal
 
     from sor.events.declarative import Compiled
@@ -46,7 +45,7 @@ class Middleware:
     """One middleware of the pipeline, its executable resolved to an absolute path."""
 
     name: str
-    path: Path
+    path: str  # absolute
     mode: Mode = "exec"
     timeouts: HookTimeouts = field(default_factory=HookTimeouts)
     on_error: OnError = "fail"
@@ -108,12 +107,6 @@ class ShutdownSettings:
     signal: bool = False
 
 
-def _path(text: str) -> Path:
-    from pathlib import Path  # only for a Config made without one: `sor run` spawns first
-
-    return Path(text)
-
-
 @frozen
 class Config:
     """The effective configuration of one function."""
@@ -124,8 +117,8 @@ class Config:
     cloudevents: CloudEventsSettings = field(default_factory=CloudEventsSettings)
     debug: DebugSettings = field(default_factory=DebugSettings)
     shutdown: ShutdownSettings = field(default_factory=ShutdownSettings)
-    task_root: Path = field(default_factory=lambda: _path("."))
-    layer_dir: Path = field(default_factory=lambda: _path("/opt"))
+    task_root: str = "."  # absolute, as the loader makes it
+    layer_dir: str = "/opt"
     version: int = 1
 
     @property

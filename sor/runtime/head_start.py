@@ -54,8 +54,9 @@ def _guess(env: Mapping[str, str], cwd: str, log: Log) -> LanguageRuntime | None
         return None  # `sor run` refuses to start: nothing to start it for
     if not module or not function or ".." in handler or handler.startswith("/"):
         return None
-    # sor.config.loader.task_root's rule, without its imports (tests/runtime pin both agree).
-    root = os.path.normpath(os.path.join(cwd, env.get("LAMBDA_TASK_ROOT", ".")))
+    from sor.config.loader import task_root
+
+    root = task_root(env, cwd)
     path = os.path.join(root, *module.split("."))
     if not (os.path.isfile(f"{path}.py") or os.path.isfile(os.path.join(path, "__init__.py"))):
         return None

@@ -27,7 +27,6 @@ import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from types import FrameType
 
 from sor.errors import SorError, UsageError
@@ -56,7 +55,7 @@ class _Terminated(Exception):
     """Raised between init steps when a signal asked sor to stop."""
 
 
-def load_config(env: Mapping[str, str], cwd: Path) -> Config:
+def load_config(env: Mapping[str, str], cwd: str) -> Config:
     """The effective configuration (sor.config.loader); ConfigError lists every problem."""
     from sor.config import loader
 
@@ -70,7 +69,7 @@ class Runner:
         self,
         env: Mapping[str, str],
         *,
-        cwd: Path,
+        cwd: str,
         log: Log,
         head: HeadStart | None = None,
     ) -> None:
@@ -159,7 +158,7 @@ class Runner:
             self._check()
             if guess is not None and (guess.settings, guess.task_root) == (
                 config.runtime,
-                str(config.task_root),
+                config.task_root,
             ):
                 guess.load()  # the first line of user code runs now, in the process kept
                 language, started = guess, "before-config"
@@ -380,7 +379,7 @@ class Runner:
 def run(
     env: Mapping[str, str],
     *,
-    cwd: Path,
+    cwd: str,
     log: Log | None = None,
     head: HeadStart | None = None,
 ) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def test_handler_alone(tmp_path: Path) -> None:
     assert config.runtime.language == "python"
     assert config.runtime.handler == "app.handler"
     assert config.middlewares == ()
-    assert config.task_root == tmp_path
+    assert config.task_root == str(tmp_path)  # sor's places are strings (no pathlib)
 
 
 def test_nothing_at_all_says_what_to_do(tmp_path: Path) -> None:
@@ -59,7 +60,7 @@ def test_task_root_defaults_to_cwd_and_layer_is_found(
     (fn / "sor.yml").write_text("version: 1\nruntime: {handler: app.handler}\n")
     (layer / "sor.yml").write_text("version: 1\ntimeouts: {grace: 500ms}\n")
     env.pop("LAMBDA_TASK_ROOT")
-    assert discover(env, fn) == [layer / "sor.yml", fn / "sor.yml"]
+    assert discover(env, fn) == [str(layer / "sor.yml"), str(fn / "sor.yml")]
     config = load(env, fn)
     assert (config.runtime.handler, config.timeouts.grace, config.timeouts.middleware) == (
         "app.handler",
@@ -169,11 +170,11 @@ def test_resolution_order_and_explicit_paths(dirs: tuple[Path, Path, dict[str, s
     (fn / "sor.yml").write_text("version: 1\nruntime: {handler: app.h}\n")
     paths = [m.path for m in load(env, fn).middlewares]
     assert paths == [
-        fn / "middlewares" / "both",
-        layer / "middlewares" / "layer-only",
-        layer / "tools" / "audit",  # relative to the file that declares it, not the function
+        str(fn / "middlewares" / "both"),
+        str(layer / "middlewares" / "layer-only"),
+        str(layer / "tools" / "audit"),  # relative to the file that declares it, not the function
     ]
-    assert all(p.is_absolute() for p in paths)
+    assert all(os.path.isabs(p) for p in paths)
 
 
 def test_unfound_and_not_executable(dirs: tuple[Path, Path, dict[str, str]]) -> None:
@@ -207,11 +208,11 @@ def test_shipped_middlewares_are_the_last_resort(
     (fn / "sor.yml").write_text(
         "version: 1\nruntime: {handler: app.h}\nmiddlewares: [{name: warmup}]\n"
     )
-    assert load(env, fn).middlewares[0].path == data_path("middlewares", "warmup")
+    assert load(env, fn).middlewares[0].path == str(data_path("middlewares", "warmup"))
     (fn / "middlewares").mkdir()
     (fn / "middlewares" / "warmup").write_text("#!/bin/sh\n")
     (fn / "middlewares" / "warmup").chmod(0o755)
-    assert load(env, fn).middlewares[0].path == fn / "middlewares" / "warmup"
+    assert load(env, fn).middlewares[0].path == str(fn / "middlewares" / "warmup")
 
 
 def test_env_list_replaces_and_orders(dirs: tuple[Path, Path, dict[str, str]]) -> None:
@@ -225,7 +226,7 @@ def test_env_list_replaces_and_orders(dirs: tuple[Path, Path, dict[str, str]]) -
     )
     config = load({**env, "SLSMIDDLEWARES": " extra , a"}, fn)
     assert [m.name for m in config.middlewares] == ["extra", "a"]
-    assert config.middlewares[0].path == layer / "middlewares" / "extra"
+    assert config.middlewares[0].path == str(layer / "middlewares" / "extra")
     assert config.middlewares[1].timeouts.before == 3.0  # a declared name keeps its settings
     both = {**env, "SLSMIDDLEWARES": "a", "SOR_MIDDLEWARES": "b"}
     assert [m.name for m in load(both, fn).middlewares] == ["b"]
@@ -274,7 +275,7 @@ def test_origins(dirs: tuple[Path, Path, dict[str, str]]) -> None:
     assert origins[("middlewares", 0, "path")] == f"found in {layer}/middlewares"
     assert origins[("runtime", "handler")] == "env _HANDLER"
     assert origins[("timeouts", "grace")] == "default"
-    assert loaded.files == (layer / "sor.yml", fn / "sor.yml")
+    assert loaded.files == (str(layer / "sor.yml"), str(fn / "sor.yml"))
 
 
 def test_check_file_is_cached_by_content(tmp_path: Path) -> None:
@@ -292,7 +293,7 @@ def test_handler_alone_with_env_middlewares(dirs: tuple[Path, Path, dict[str, st
     exe(layer / "middlewares" / "log")
     config = load({**env, "_HANDLER": "app.h", "SLSMIDDLEWARES": "log"}, fn)
     assert [(m.name, m.path, m.timeouts.after) for m in config.middlewares] == [
-        ("log", layer / "middlewares" / "log", 1.0)
+        ("log", str(layer / "middlewares" / "log"), 1.0)
     ]
 
 
