@@ -315,12 +315,72 @@ function setNodePath(env) {
   require('module').Module._initPaths(); // this process's own require reads it only at start
 }
 
+// The request lines, read from the start (so that under a deferred load the adapter waits on fd 3
+// with everything but the handler done): `first()` takes the `load` line, `serve` the loop's
+// lines; what comes while the handler loads waits for the loop, in order. While the handler loads
+// the pipe does not keep the process alive, as before it was read: a module whose top-level
+// await never settles ends the process (sor sees it exit) instead of leaving sor waiting.
+function requests(inFd) {
+  const early = [];
+  let ended = false;
+  let onLine = null;
+  let onEnd = null;
+  const input = readLines(
+    inFd,
+    (buf) => (onLine ? onLine(buf) : early.push(buf)),
+    () => (onEnd ? onEnd() : (ended = true)),
+  );
+  return {
+    input,
+    // The next line that is not empty (a Buffer), or null at end of file.
+    first: () =>
+      new Promise((resolve) => {
+        const take = (value) => {
+          onLine = onEnd = null;
+          resolve(value);
+        };
+        onLine = (buf) => (decodeLine(buf).trim() ? take(buf) : undefined);
+        onEnd = () => take(null);
+      }),
+    loading: () => input.unref?.(),
+    serve(line, end) {
+      input.ref?.();
+      onLine = line;
+      onEnd = end;
+      for (const buf of early.splice(0)) line(buf);
+      if (ended) end();
+    },
+  };
+}
+
+// Under SOR_LOAD=deferred (PROTOCOL.md, "deferred load"): sor started this process before it read
+// its config and confirms it with `load`. Returns once `load` came; ends the process at end of
+// file (sor chose another runtime: quietly, no user code ran) or on any other first message.
+async function waitForLoad(lines) {
+  const buf = await lines.first();
+  if (buf === null) process.exit(0);
+  const line = decodeLine(buf);
+  let message;
+  try {
+    message = JSON.parse(line);
+  } catch (_) {
+    message = null;
+  }
+  if (!message || typeof message !== 'object' || message.type !== 'load') {
+    protocolError(
+      `under SOR_LOAD=deferred the first message must be {"type":"load"}, not ${describe(line)}`,
+    );
+  }
+}
+
 async function main() {
   const env = process.env;
   const inFd = privateFd(Number(env.SOR_IN_FD || 3), 'r');
   answers = openAnswers(Number(env.SOR_OUT_FD || 4));
+  const deferred = env.SOR_LOAD === 'deferred';
   delete env.SOR_IN_FD;
   delete env.SOR_OUT_FD;
+  delete env.SOR_LOAD; // sor's business, not the handler's
   if (env.SOR_PROTOCOL && env.SOR_PROTOCOL !== '1') {
     send({
       type: 'init_error',
@@ -342,12 +402,15 @@ async function main() {
     err.promise = promise;
     fatal(err, 'Unhandled Promise Rejection', 128);
   });
+  installGlobal(env); // `awslambda`, which the handler's module may use as it loads
+  const lines = requests(inFd);
+  if (deferred) await waitForLoad(lines); // no user code runs before this
+  lines.loading();
   // Called as user.handler(...), as the runtime calls this.handler(...): stack frames read
   // "at exports.main [as handler]" as on Lambda.
   const user = {};
   try {
     const root = env.LAMBDA_TASK_ROOT || process.cwd();
-    installGlobal(env); // `awslambda`, which the handler's module may use as it loads
     user.handler = await loadHandler(root, env.SOR_HANDLER || env._HANDLER);
     user.streams = isStreaming(user.handler);
   } catch (err) {
@@ -357,16 +420,16 @@ async function main() {
     return;
   }
   mode = invocations(env, ids);
-  mode.input = readLines(
-    inFd,
+  mode.input = lines.input;
+  ready = true;
+  send({ type: 'ready', seal: true, ...mode.ready }); // it echoes seals; its concurrency
+  lines.serve(
     (buf) => {
       const line = decodeLine(buf);
       mode.schedule(() => handle(user, line));
     },
     () => mode.drained().then(() => answers.flush(() => process.exit(0))), // sor closed the pipe
   );
-  ready = true;
-  send({ type: 'ready', seal: true, ...mode.ready }); // it echoes seals; its concurrency
 }
 
 main();

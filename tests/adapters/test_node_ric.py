@@ -147,8 +147,11 @@ def both(root: Path, handler: str, events: list[bytes | Any], **kwargs: Any) -> 
 
 # --- normalising what legitimately differs -----------------------------------------------------
 
+# Node names the client by its real path: node_modules may be a symbolic link (a worktree's).
 _RUNTIME_FILES = re.compile(
     re.escape(str(RIC_PACKAGE / "dist" / "index.mjs"))
+    + "|"
+    + re.escape(str(RIC_PACKAGE.resolve() / "dist" / "index.mjs"))
     + "|"
     + re.escape(str(NODE_RUNTIME.parent))
     + r"/[a-z_]+\.js"

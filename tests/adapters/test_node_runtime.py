@@ -474,7 +474,7 @@ def test_unreadable_request_with_an_id_is_answered_at_once(
         "[1, 2]",
         "null",
         '{"type":"invoke","event":{},"context":{}}',  # no id
-        '{"type":"load"}',  # the deferred-load extension, which this adapter does not take
+        '{"type":"load"}',  # only ever the first message of a deferred load (SOR_LOAD)
         '{"type":"invoke","id":7,"event":{},"context":{}}',
     ],
 )
