@@ -85,8 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     if arguments == ["run"]:  # the cold-start path: `run` takes no options to parse
         from sor.commands import run
+        from sor.process.spawn import Forked
 
-        return _dispatch("run", run.main, None)
+        try:
+            return _dispatch("run", run.main, None)
+        except Forked as child:  # the language runtime forked from sor's start: it runs here,
+            runtime = child.main
+        return runtime()  # outside the except: nothing it raises is chained to the fork
     try:
         args = build_parser().parse_args(arguments)
     except SystemExit as exc:  # argparse reports usage errors itself, with status 2

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from sor.process.pipes import LineReader, LogPump, make_pipe, write_all
-from sor.process.spawn import Child, spawn
+from sor.process.spawn import Child, Forked, fork, spawn
 
 STOP_GRACE = 0.2  # how long a stopped child (runtime, persistent middleware) may take to exit
 
@@ -54,8 +54,9 @@ class Supervised:
 
     ``requests``/``answers``: the child's descriptor numbers for the two pipes (None: no such
     pipe; the child's stdin is then /dev/null). ``logs``: the child's descriptors whose lines go
-    to ``emit`` (others are inherited). Raises OSError (ValueError for an environment
-    posix_spawn refuses) when it cannot be started.
+    to ``emit`` (others are inherited). ``main``: fork this interpreter to run it instead of
+    executing ``argv`` (sor.process.spawn.fork; ``cwd`` is then required). Raises OSError
+    (ValueError for an environment posix_spawn refuses) when it cannot be started.
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class Supervised:
         answers: int | None = None,
         logs: Sequence[int] = (2,),
         max_line: int = 1 << 20,
+        main: Callable[[], int] | None = None,
     ) -> None:
         self.retired = retired
         ours: list[int] = []  # the parent's ends
@@ -89,15 +91,14 @@ class Supervised:
                 ours.append(log_r)
                 for fd in logs:
                     theirs[fd] = write
-            self.child: Child = spawn(
-                argv,
-                env=env,
-                stdin=theirs.get(0),
-                stdout=theirs.get(1),
-                stderr=theirs.get(2),
-                fds={fd: source for fd, source in theirs.items() if fd > 2},
-                cwd=cwd,
-            )
+            streams = {"stdin": theirs.get(0), "stdout": theirs.get(1), "stderr": theirs.get(2)}
+            numbered = {fd: source for fd, source in theirs.items() if fd > 2}
+            if main is not None and cwd is not None:
+                self.child: Child = fork(argv, main, env=env, **streams, fds=numbered, cwd=cwd)
+            else:
+                self.child = spawn(argv, env=env, **streams, fds=numbered, cwd=cwd)
+        except Forked:
+            raise  # in the forked child: its descriptors are its own already
         except BaseException:
             for fd in {*ours, *theirs.values()}:
                 os.close(fd)

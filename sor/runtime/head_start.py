@@ -1,10 +1,11 @@
 """The language runtime that `_HANDLER` names, spawned before sor loads the rest of itself.
 
 On Lambda `_HANDLER` is the function's handler setting, and most functions name a module of
-their task root there. `sor run` spawns that module's runtime first, before it imports its loop,
-its config reader and its Runtime API client, so that the runtime's own start (an interpreter,
-the adapter) overlaps all of sor's (docs/performance.md): only `sor.runtime.language` and what it
-needs are loaded before the spawn.
+their task root there: a Python module, or a Node.js file (`language_of`). `sor run` spawns that
+module's runtime first, before it imports its loop, its config reader and its Runtime API client,
+so that the runtime's own start overlaps all of sor's (docs/performance.md): only
+`sor.runtime.language` and what it needs are loaded before the spawn. A Python runtime is forked
+from sor's interpreter (sor.process.spawn.fork): its interpreter is already started.
 
 The guess is made with a deferred load (runtimes/PROTOCOL.md): the process starts and loads only
 the adapter, then waits; `sor.runtime.loop` lets it load the handler (`load`) only when the
@@ -26,6 +27,10 @@ from sor.errors import SorError
 from sor.logs import Log
 from sor.runtime.language import LanguageRuntime
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sor.config.model import Language
+
 
 class HeadStart:
     """What `sor run` did before its loop was imported: the runtime it spawned (None: no guess),
@@ -41,7 +46,7 @@ class HeadStart:
 
 
 def head_start(env: Mapping[str, str], cwd: str, log: Log) -> HeadStart:
-    """Keep signals from now on, and spawn the Python runtime of `_HANDLER` (not ready)."""
+    """Keep signals from now on, and spawn the runtime of `_HANDLER` (not ready)."""
     head = HeadStart()
     head.runtime = _guess(env, cwd, log)
     return head
@@ -49,24 +54,40 @@ def head_start(env: Mapping[str, str], cwd: str, log: Log) -> HeadStart:
 
 def _guess(env: Mapping[str, str], cwd: str, log: Log) -> LanguageRuntime | None:
     handler = env.get("_HANDLER", "")
-    module, _, function = handler.rpartition(".")
     if not env.get("AWS_LAMBDA_RUNTIME_API"):
         return None  # `sor run` refuses to start: nothing to start it for
-    if not module or not function or ".." in handler or handler.startswith("/"):
+    if "." not in handler or ".." in handler or handler.startswith("/"):
         return None
     from sor.config.loader import task_root
 
     root = task_root(env, cwd)
-    path = os.path.join(root, *module.split("."))
-    if not (os.path.isfile(f"{path}.py") or os.path.isfile(os.path.join(path, "__init__.py"))):
+    language = language_of(root, handler)
+    if language is None:
         return None
     from sor.config.model import RuntimeSettings
 
-    guess = LanguageRuntime(
-        RuntimeSettings(handler=handler), task_root=root, env=env, log=log, defer_load=True
-    )
+    settings = RuntimeSettings(language=language, handler=handler)
+    guess = LanguageRuntime(settings, task_root=root, env=env, log=log, defer_load=True)
     try:
-        guess.spawn()
+        guess.spawn(fork=True)  # Python: one interpreter start fewer (sor.process.spawn.fork)
     except SorError:
         return None  # the real attempt, after the config, reports what is wrong
     return guess
+
+
+def language_of(root: str, handler: str) -> Language | None:
+    """The language whose module ``handler`` names in ``root``: a Python module (`a.b.fn`: `a/b.py`
+    or the package `a/b/`), else a Node.js file (`dir/file.fn`: `dir/file.js`, `.mjs` or
+    `.cjs`, the files aws-lambda-ric looks for first); None for anything else."""
+    module, _, function = handler.rpartition(".")
+    if module and function:
+        path = os.path.join(root, *module.split("."))
+        if os.path.isfile(f"{path}.py") or os.path.isfile(os.path.join(path, "__init__.py")):
+            return "python"
+    folder, _, name = handler.rpartition("/")
+    file, dot, _ = name.partition(".")
+    if file and dot:
+        base = os.path.join(root, folder, file)
+        if any(os.path.isfile(base + suffix) for suffix in (".js", ".mjs", ".cjs")):
+            return "node"
+    return None

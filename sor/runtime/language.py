@@ -8,6 +8,7 @@ lazily, at the next invocation, inside that invocation's deadline.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -113,12 +114,17 @@ class LanguageRuntime:
         self.load()  # a restart loads at once
         self.wait_ready(deadline)
 
-    def spawn(self) -> None:
+    def spawn(self, *, fork: bool = False) -> None:
         """Start the process without waiting for it: `sor run` finishes its own init meanwhile.
 
-        Raises RuntimeExited when it cannot be started.
+        ``fork``: a Python runtime run by this interpreter (no `runtime.command`) is forked
+        from it rather than started anew (sor.runtime.head_start, before sor loads the rest of
+        itself or starts a thread). Raises RuntimeExited when it cannot be started.
         """
         self.stop()
+        main = None
+        if fork and self.settings.language == "python" and self.argv[0] == sys.executable:
+            main = functools.partial(_adapter_main, self.argv[1])
         try:
             self._proc = Supervised(
                 self.argv,
@@ -130,6 +136,7 @@ class LanguageRuntime:
                 answers=4,
                 logs=(1, 2) if self.log.framed else (2,),  # framed: its records are frames
                 max_line=MAX_MESSAGE,
+                main=main,
             )
         except (OSError, ValueError) as e:
             raise RuntimeExited(f"cannot start the {self.name}: {e}") from None
@@ -370,3 +377,17 @@ class LanguageRuntime:
 
 def _tail_text(tail: list[str]) -> str:
     return "; last stderr lines: " + " | ".join(tail[-5:]) if tail else ""
+
+
+def _adapter_main(adapter: str) -> int:
+    """In a child forked from sor (sor.process.spawn.fork): the Python adapter, run as
+    `python ADAPTER` runs it (its argv and path; none of sor's modules left to import)."""
+    import runpy
+
+    sys.argv[:] = [adapter]
+    if sys.path and not getattr(sys.flags, "safe_path", False):  # 3.11+: -P, -I
+        sys.path[0] = os.path.dirname(adapter)  # the script's folder, not sor's
+    for name in [m for m in sys.modules if m == "sor" or m.startswith("sor.")]:
+        del sys.modules[name]
+    runpy.run_path(adapter, run_name="__main__")
+    return 0

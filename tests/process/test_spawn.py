@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -148,3 +151,80 @@ def test_log_lines_are_cut_at_newlines_and_at_the_length_limit() -> None:
     assert lines.end() == ["x" * 10]
     assert lines.end() == []
     assert lines.feed("é".encode()[:1] + b"\n") == ["\ufffd"]
+
+
+FORKER = r"""
+import atexit, json, os, signal, sys
+from sor.process.spawn import Forked, fork
+
+signal.signal(signal.SIGTERM, lambda *_: None)  # as sor's own handlers are, before the fork
+low = [os.open(os.devnull, os.O_RDONLY) for _ in range(3)]  # the pipes below are above 5
+closing_r, _ = os.pipe()  # close-on-exec: a spawned child would not have it
+kept_r, _ = os.pipe()
+os.set_inheritable(kept_r, True)
+out_r, out_w = os.pipe()
+
+def main():
+    atexit.register(lambda: os.write(3, b'"atexit ran"\n'))
+    def is_open(fd):
+        try:
+            os.fstat(fd)
+            return True
+        except OSError:
+            return False
+    report = {
+        "leader": os.getsid(0) == os.getpid(),
+        "cwd": os.getcwd(),
+        "env": {k: v for k, v in os.environ.items() if k != "SOR_PROCESS_MARKS"},
+        "marked": bool(os.environ.get("SOR_PROCESS_MARKS")),
+        "stdin": os.readlink("/proc/self/fd/0"),
+        "closing": is_open(closing_r),
+        "kept": is_open(kept_r),
+        "out_w": is_open(out_w),
+        "sigterm": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
+        "sigint": signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+    }
+    os.write(3, (json.dumps(report) + "\n").encode())
+    return 7
+
+try:
+    child = fork(["the-runtime"], main, env={"ONLY": "this"}, fds={3: out_w}, cwd=sys.argv[1])
+except Forked as forked:
+    runtime = forked.main
+else:
+    os.close(out_w)
+    lines = b"".join(iter(lambda: os.read(out_r, 65536), b"")).decode().splitlines()
+    print(json.dumps({"code": child.wait(10), "lines": lines}))
+    raise SystemExit(0)
+raise SystemExit(runtime())
+"""
+
+
+def test_a_forked_child_starts_as_a_spawned_one_would(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", FORKER, str(tmp_path)], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["code"] == 7  # what main returned, after its atexit functions
+    report, last = json.loads(result["lines"][0]), json.loads(result["lines"][1])
+    assert report == {
+        "leader": True,
+        "cwd": str(tmp_path),
+        "env": {"ONLY": "this"},
+        "marked": True,
+        "stdin": "/dev/null",
+        "closing": False,
+        "kept": True,
+        "out_w": False,  # it is fd 3 now, its old number closed with the other close-on-exec ones
+        "sigterm": True,
+        "sigint": True,
+    }
+    assert last == "atexit ran"
+
+
+def test_fork_into_a_missing_folder_fails_in_the_parent(tmp_path: Path) -> None:
+    from sor.process.spawn import fork
+
+    with pytest.raises(FileNotFoundError, match="no directory"):
+        fork(["rt"], lambda: 0, env=ENV, cwd=str(tmp_path / "missing"))

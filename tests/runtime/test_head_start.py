@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -53,27 +54,38 @@ def test_the_task_root_is_the_loaders(
 
 
 @pytest.mark.parametrize(
-    ("handler", "files"),
+    ("handler", "files", "language"),
     [
-        ("", ["app.py"]),
-        ("app", ["app.py"]),  # no function
-        ("index.handler", ["index.js"]),  # not a Python module
-        ("pkg.mod.handler", ["pkg/mod.py"]),
-        ("../app.handler", ["app.py"]),
-        ("/abs.handler", ["app.py"]),
+        ("app.handler", ["app.py"], "python"),
+        ("pkg.mod.handler", ["pkg/mod.py"], "python"),
+        ("pkg.handler", ["pkg/__init__.py"], "python"),
+        ("app.handler", ["app.py", "app.js"], "python"),  # the usual case first
+        ("index.handler", ["index.js"], "node"),
+        ("index.handler", ["index.mjs"], "node"),
+        ("src/index.handler", ["src/index.cjs"], "node"),
+        ("index.a.b", ["index.js"], "node"),  # a nested export: the file ends at the first dot
+        ("", ["app.py"], None),
+        ("app", ["app.py"], None),  # no function
+        ("index.handler", ["index.ts"], None),
+        ("../app.handler", ["app.py"], None),
+        ("/abs.handler", ["app.py"], None),
+        ("bin/run.sh", ["bin/run.sh"], None),  # an exec runtime's: never guessed
     ],
 )
-def test_no_guess_without_a_python_module_of_the_task_root(
-    started: list[HeadStart], tmp_path: Path, handler: str, files: list[str]
+def test_the_runtime_guessed_is_the_one_of_the_handlers_file(
+    started: list[HeadStart], tmp_path: Path, handler: str, files: list[str], language: str | None
 ) -> None:
     for name in files:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("")
     head = _start(started, {"_HANDLER": handler}, tmp_path)
-    if handler == "pkg.mod.handler":  # a module of a package folder is one
-        assert head.runtime is not None
-    else:
+    if language is None:
         assert head.runtime is None
+    else:
+        assert head.runtime is not None
+        assert head.runtime.settings.language == language
+        assert head.runtime.running
+        assert head.runtime.env["SOR_LOAD"] == "deferred"
 
 
 def test_no_guess_without_a_runtime_api(started: list[HeadStart], tmp_path: Path) -> None:
@@ -99,7 +111,7 @@ def test_sor_run_spawns_before_loading_its_loop_config_and_api(tmp_path: Path) -
     probe = (
         "import sys, sor.runtime.language as language\n"
         "spawn = language.LanguageRuntime.spawn\n"
-        "def spy(self):\n"
+        "def spy(self, **_):\n"
         "    print(sorted(m for m in sys.modules if m in WATCH or m.startswith('sor.config.')))\n"
         "    raise SystemExit(0)\n"
         "WATCH = {'pathlib', 'typing', 'sor.runtime.loop', 'sor.runtime.api', 'json',\n"
@@ -119,3 +131,55 @@ def test_sor_run_spawns_before_loading_its_loop_config_and_api(tmp_path: Path) -
     assert out.returncode == 0, out.stderr
     # The loader only for its task root: not the config modules it imports when it loads.
     assert out.stdout.strip() == "['sor.config.loader', 'sor.config.model']"
+
+
+PROBE = """
+import os, signal, sys, time
+
+VARYING = ("SOR_PROCESS_MARKS", "_X_AMZN_TRACE_ID")  # per process, per invocation
+
+def handler(event, context):
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+    return {
+        "pid": os.getpid(),
+        "argv": sys.argv,
+        "cwd": os.getcwd(),
+        "env": {k: v for k, v in os.environ.items() if k not in VARYING},
+        "marked": bool(os.environ.get("SOR_PROCESS_MARKS")),
+        "signals": [repr(signal.getsignal(s)) for s in (2, 13, 15, 25)],
+        "path": sys.path,
+        "fds": len(fds),
+        "stdin": os.readlink("/proc/self/fd/0"),
+        "sor": sorted(m for m in sys.modules if m == "sor" or m.startswith("sor.")),
+        "leader": os.getsid(0) == os.getpid(),
+    }
+"""
+
+
+def test_the_forked_runtime_is_the_one_a_restart_starts(tmp_path: Path) -> None:
+    """What the handler sees of its process is the same in the runtime forked from sor's start
+    (sor.process.spawn.fork) and in the one sor starts anew after a timeout killed it."""
+    from sor.emulator.emulator import Emulator
+
+    (tmp_path / "probe.py").write_text(PROBE)
+    env = {"PATH": os.environ["PATH"]}
+    emulator = Emulator(
+        tmp_path, timeout=1.0, env=env, log=Log(io.StringIO()), handler="probe.handler"
+    )
+    emulator.start()
+    try:
+        first = emulator.invoke(b"{}")
+        assert first.function_error is None, first.body
+        assert emulator.invoke(b'{"sleep": 5}').error_type() == "Sor.Timeout"
+        again = emulator.invoke(b"{}")
+        assert again.function_error is None, again.body
+    finally:
+        emulator.stop()
+    forked, spawned = json.loads(first.body), json.loads(again.body)
+    assert forked.pop("pid") != spawned.pop("pid")
+    assert forked == spawned
+    assert forked["sor"] == [] and forked["leader"] and forked["marked"]
+    assert forked["stdin"] == "/dev/null"
+    assert forked["argv"][0].endswith("sor_runtime.py")

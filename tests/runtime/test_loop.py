@@ -291,15 +291,16 @@ def test_through_the_embedded_emulator(root: Path) -> None:
 
 
 def _adapters_in(folder: Path) -> list[int]:
-    """Python language runtimes (sor_runtime.py) running in ``folder``."""
+    """Language runtimes running in ``folder``: sor starts each in a session of its own (sor
+    itself runs there too, in the test's session); a forked one has sor's command line."""
     found = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            cmdline = (proc / "cmdline").read_bytes()
             cwd = os.readlink(proc / "cwd")
+            leader = os.getsid(int(proc.name)) == int(proc.name)
         except OSError:
             continue
-        if b"sor_runtime.py" in cmdline and Path(cwd) == folder:
+        if leader and Path(cwd) == folder:
             found.append(int(proc.name))
     return found
 
