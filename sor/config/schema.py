@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from sor.config.rules import PathKey, semantic_problems
 from sor.config.source import Source, dotted
 from sor.errors import Problem
-from sor.resources import data_path
+from sor.resources import data_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ _TYPE_WORDS = {
 
 def schema_path() -> str:
     """Where the schema file lives."""
-    return str(data_path(*SCHEMA_FILE))
+    return data_file(*SCHEMA_FILE)
 
 
 @functools.cache
