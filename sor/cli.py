@@ -8,7 +8,6 @@ their command runs, so `sor run` pays for nothing it does not use: not even argp
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -97,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse reports usage errors itself, with status 2
         return int(exc.code or 0)
     name = args.command if args.command != "local" else f"local_{args.local_command}"
+    import importlib  # not for `sor run`
+
     module = importlib.import_module(f"sor.commands.{name}")
     return _dispatch(name.replace("_", " "), module.main, args)
 
