@@ -142,6 +142,8 @@ def escapees(root: int, mark: str) -> set[int]:
 def stop(pids: set[int]) -> None:
     """SIGKILL ``pids`` (and the groups they lead), reap those that are our children, and wait
     briefly until they are all gone."""
+    if not pids:
+        return  # the common case, after every exec hook
     me = os.getpid()
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
