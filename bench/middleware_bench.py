@@ -37,6 +37,9 @@ PY_PERSISTENT = (
     "    sys.stdout.write('{}\\n')\n"
     "    sys.stdout.flush()\n"
 )
+# Explanatory rows: an answer sor must decode, and the floor (a bare pipe round trip).
+PY_PERSISTENT_PAYLOAD = PY_PERSISTENT.replace("'{}\\n'", '\'{"payload":{"ok":true}}\\n\'')
+ECHO = PY_PERSISTENT.split("\n", 1)[1]  # the same loop, run by a bare subprocess.Popen
 
 
 def write_exe(folder: Path, name: str, text: str) -> Path:
@@ -123,7 +126,38 @@ def rows(runs: int) -> list[Row]:
             )
         )
         out.append(Row("persistent hook p99, python", p(lat, 99), "ms"))
+        out += floor_rows(folder, env, log, runs)
     return out
+
+
+def floor_rows(folder: Path, env: dict[str, str], log: Log, runs: int) -> list[Row]:
+    """What a persistent hook cannot go below, measured in turn with it: the same Python loop
+    behind a bare pipe (one write, one blocking read of the same request line), and a hook whose
+    answer sor must decode (``{"payload": ...}`` rather than ``{}``)."""
+    exe = write_exe(folder, "mw-persistent-payload", PY_PERSISTENT_PAYLOAD)
+    hooks = PersistentHooks(Middleware(name="pp", path=exe, mode="persistent"), log=log, env=env)
+    child = subprocess.Popen(
+        [sys.executable, "-c", ECHO], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
+    )
+    assert child.stdin is not None and child.stdout is not None
+    w, r = child.stdin.fileno(), child.stdout.fileno()
+    line = encode({"hook": "before", "payload": EVENT, "context": CONTEXT}) + b"\n"
+
+    def round_trip() -> None:
+        os.write(w, line)
+        os.read(r, 1 << 16)
+
+    hooks.start()
+    try:
+        hook, bare = paired(lambda: hooks.call("before", EVENT, CONTEXT, 10), round_trip, runs * 5)
+    finally:
+        hooks.close()
+        child.stdin.close()
+        child.wait(10)
+    return [
+        Row("persistent hook p50, payload answer", hook, "ms", "pipe round trip", bare),
+        Row("pipe round trip p50, python", bare, "ms"),
+    ]
 
 
 def main() -> int:

@@ -6,6 +6,7 @@ started again before its next use.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Mapping
@@ -33,6 +34,19 @@ if TYPE_CHECKING:
     from sor.config.model import Hook
 
 _STDERR_WAIT = 0.5  # for the last stderr lines of a process that ended by itself
+# One encoder for every call: json.dumps with options builds a new one each time.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def request_line(message: dict[str, Any]) -> bytes:
+    """One call as a line of compact JSON, as ``sor.payload.encode`` writes it.
+
+    Raises ValueError, TypeError or RecursionError for what cannot be JSON at all.
+    """
+    try:
+        return _ENCODE(message).encode() + b"\n"
+    except ValueError:  # NaN, infinities, a lone surrogate: sor.payload's way with them
+        return encode(message) + b"\n"
 
 
 def parse_answer(mw: Middleware, hook: str, line: bytes) -> HookResult | str:
@@ -40,6 +54,8 @@ def parse_answer(mw: Middleware, hook: str, line: bytes) -> HookResult | str:
 
     Raises ``MiddlewareError`` when the line breaks the protocol (the process is out of step).
     """
+    if line == b"{}":
+        return UNCHANGED  # the most common answer (a middleware that only looks), without JSON
     try:
         answer = decode(line)
     except ValueError as exc:
@@ -109,7 +125,7 @@ class PersistentHooks:
             message = {"hook": hook, "payload": payload, "context": dict(context)}
             if stream:
                 message["stream"] = True  # the payload is a stream's metadata, or its error
-            line = encode(message) + b"\n"
+            line = request_line(message)
         except (ValueError, TypeError, RecursionError) as exc:
             raise failure(self.mw, hook, f"cannot be given its input: {exc}") from None
         with self._lock:

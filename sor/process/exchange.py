@@ -13,13 +13,21 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from sor.process.pipes import CHUNK, READ_SIZE, STDERR_TAIL_LINES, LogLines, make_pipe, wait_fds
+from sor.process.pipes import (
+    CHUNK,
+    READ_SIZE,
+    STDERR_TAIL_LINES,
+    LogLines,
+    make_pipe,
+    wait_fds,
+)
 from sor.process.spawn import Child, spawn
 from sor.values import frozen
 
 # Once the child has exited (and its group is killed), output already written is read at once;
 # this only bounds the wait for end-of-file from a writer that escaped the group.
 _EOF_WAIT_AFTER_EXIT = 0.05
+_PIPE_DEFAULT = 1 << 16  # the kernel's own pipe size: enlarging it costs a system call
 
 
 @frozen
@@ -50,9 +58,11 @@ def run(
     Raises OSError naming the command when it cannot be started.
     """
     deadline = time.monotonic() + timeout
-    in_r, in_w = make_pipe()
+    # Only pipes that may carry more than the kernel's default are enlarged: stdin for a large
+    # input, stdout always (an answer of megabytes); stderr is read line by line as it comes.
+    in_r, in_w = make_pipe() if len(input) > _PIPE_DEFAULT else os.pipe2(os.O_CLOEXEC)
     out_r, out_w = make_pipe()
-    err_r, err_w = make_pipe()
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
     try:
         child = spawn(argv, env=env, stdin=in_r, stdout=out_w, stderr=err_w, cwd=cwd)
     except OSError:
@@ -88,16 +98,24 @@ class _Exchange:
         self.max_output = max_output
         self.on_line = on_line
         self.overflow = False
+        # Whether to ask if the child exited: always without a pidfd; with one, once it is
+        # readable (it is the moment of exit), which saves a waitid per wake-up.
+        self.exit_seen = child.pidfd is None
 
     def run(self, deadline: float) -> Completed:
         timed_out = False
+        group_killed = False
         try:
+            self._feed()  # the pipe is empty: most inputs fit at once, with no wait before
             exited_at: float | None = None
             while True:
                 now = time.monotonic()
-                if exited_at is None and self.child.exited():
+                # at the deadline it is asked once more: an exit just before it is not a timeout
+                asks = self.exit_seen or now >= deadline
+                if exited_at is None and asks and self.child.exited():
                     exited_at = now
                     self.child.kill_group()  # leftovers of a finished hook must not linger
+                    group_killed = True
                     self._close("in")
                     self._drain()  # everything already written, however late we look
                 if exited_at is not None and not ("out" in self.fds or "err" in self.fds):
@@ -112,7 +130,8 @@ class _Exchange:
                 if self.overflow:
                     break
         finally:
-            self.child.kill_group()
+            if not group_killed:  # once is enough: Child.close kills it again anyway
+                self.child.kill_group()
             for name in list(self.fds):
                 self._close(name)
             self.child.close()
@@ -134,6 +153,8 @@ class _Exchange:
         elif watch_exit:
             readers.append(self.child.pidfd)
         ready_r, ready_w = wait_fds(readers, writers, left)
+        if self.child.pidfd in ready_r:
+            self.exit_seen = True
         if ready_w:
             self._feed()
         for name in ("out", "err"):

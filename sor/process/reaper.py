@@ -29,6 +29,8 @@ from sor.process.tree import below
 
 _GONE_WAIT = 1.0  # how long to wait for killed processes to be gone (SIGKILL is asynchronous)
 _PR_SET_CHILD_SUBREAPER = 36
+_PROBE_RANGE = 32  # pids tried one by one (~5 us each) rather than listing /proc (~65 us)
+_READ = 1 << 16
 
 
 def become_subreaper() -> bool:
@@ -48,17 +50,31 @@ def become_subreaper() -> bool:
 def _last_pid() -> int | None:
     """The pid the kernel gave last in this pid namespace, None when it does not say."""
     try:
-        with open("/proc/sys/kernel/ns_last_pid", "rb") as f:
-            return int(f.read())
+        return int(_read("/proc/sys/kernel/ns_last_pid"))
     except (OSError, ValueError):
         return None
+
+
+def _read(path: str) -> bytes:
+    """The whole of a /proc file: os.open/os.read take three system calls where ``open()``
+    takes eight (fstat, ioctl, lseek...), and this runs for every process after every hook."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, _READ)
+        if len(data) < _READ:
+            return data  # /proc files are read in one go when they fit
+        parts = [data]
+        while chunk := os.read(fd, _READ):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
 
 
 def _stat(pid: str) -> tuple[int, int, bool] | None:
     """(parent pid, start time, zombie) of ``pid``, or None once it is gone."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
+        stat = _read(f"/proc/{pid}/stat")
     except OSError:
         return None
     fields = stat[stat.rfind(b")") + 2 :].split()  # the command name may hold spaces
@@ -69,8 +85,7 @@ def _stat(pid: str) -> tuple[int, int, bool] | None:
 
 def _carries(pid: str, mark: bytes) -> bool:
     try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            environ = f.read()
+        environ = _read(f"/proc/{pid}/environ")
     except OSError:
         return False  # gone, or another user's
     prefix = MARKS.encode() + b"="
@@ -80,29 +95,46 @@ def _carries(pid: str, mark: bytes) -> bool:
     return False
 
 
-def escapees(root: int, mark: str) -> set[int]:
-    """The live processes that carry ``mark``, those below ``root``, and those below them."""
-    me = os.getpid()
-    began = _stat(str(root))
-    since = began[1] if began is not None else 0  # nothing older than root can carry its mark
-    children: dict[int, list[int]] = {}
-    found: set[int] = set()
+def _candidates(root: int) -> tuple[list[str], bool]:
+    """The pids that may have been started after ``root``, and whether all are (so their start
+    time need not be compared with root's).
+
+    Pids are given in increasing order until they wrap around: what started after root has a
+    pid in (root, ns_last_pid]. Right after a hook that range is a few pids, most of them gone,
+    and trying each is cheaper than listing /proc, whose size grows with the machine's process
+    count (docs/performance.md). A long range (a long-lived child, a busy machine) is read from
+    the /proc listing; after a wrap-around every process is looked at.
+    """
+    last = _last_pid()
+    if last is not None and root <= last <= root + _PROBE_RANGE:
+        return [str(pid) for pid in range(root + 1, last + 1)], True
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return found
-    # Everything started after root has a higher pid, unless pids wrapped around since: then
-    # every process is looked at. This keeps the pass cheap where it runs after every exec hook.
-    last = _last_pid()
+        return [], True
     lowest = root if last is not None and last >= root else 0
-    for name in entries:
-        if not name.isdigit() or int(name) < lowest or int(name) in (me, root):
+    return [n for n in entries if n.isdigit() and int(n) > lowest and int(n) != root], False
+
+
+def escapees(root: int, mark: str) -> set[int]:
+    """The live processes that carry ``mark``, those below ``root``, and those below them."""
+    me = os.getpid()
+    children: dict[int, list[int]] = {}
+    found: set[int] = set()
+    names, all_younger = _candidates(root)
+    since = 0  # nothing older than root can carry its mark
+    if not all_younger:
+        began = _stat(str(root))
+        since = began[1] if began is not None else 0
+    needle = mark.encode()
+    for name in names:
+        if int(name) == me:
             continue
         info = _stat(name)
         if info is None or info[2]:
             continue
         children.setdefault(info[0], []).append(int(name))
-        if info[1] >= since and _carries(name, mark.encode()):
+        if info[1] >= since and _carries(name, needle):
             found.add(int(name))
     return below(children, [root, *found], found)
 
@@ -110,6 +142,8 @@ def escapees(root: int, mark: str) -> set[int]:
 def stop(pids: set[int]) -> None:
     """SIGKILL ``pids`` (and the groups they lead), reap those that are our children, and wait
     briefly until they are all gone."""
+    if not pids:
+        return  # the common case, after every exec hook
     me = os.getpid()
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):

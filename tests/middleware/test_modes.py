@@ -18,7 +18,8 @@ from sor.errors import MiddlewareError, MiddlewareTimeout
 from sor.logs import Log
 from sor.middleware.exec_mode import ExecHooks
 from sor.middleware.hook import MAX_OUTPUT, HookResult
-from sor.middleware.persistent_mode import PersistentHooks
+from sor.middleware.persistent_mode import PersistentHooks, request_line
+from sor.payload import encode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -425,6 +426,18 @@ def test_persistent_payload_that_cannot_be_json(server: PersistentHooks) -> None
     with pytest.raises(MiddlewareError, match=r"^middleware keeper \(before\): cannot be given"):
         server.call("before", {"when": object()}, CONTEXT, 5)
     assert server.call("before", {}, CONTEXT, 5).payload["pid"] == pid
+
+
+def test_persistent_request_lines_are_what_sor_payload_writes() -> None:
+    messages: list[dict[str, object]] = [
+        {"hook": "before", "payload": {"a": [1, 2.5, None, "caf\u00e9"]}, "context": {"x": 1}},
+        {"hook": "after", "payload": [float("nan"), float("-inf")], "context": {}},
+        {"hook": "error", "payload": "bad \ud800 half", "context": {}},
+    ]
+    for message in messages:
+        assert request_line(message) == encode(message) + b"\n"
+    with pytest.raises(TypeError):
+        request_line({"payload": object()})
 
 
 def test_persistent_stderr_goes_to_the_log_with_its_name(server: PersistentHooks) -> None:
