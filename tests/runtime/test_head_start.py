@@ -183,3 +183,43 @@ def test_the_forked_runtime_is_the_one_a_restart_starts(tmp_path: Path) -> None:
     assert forked["sor"] == [] and forked["leader"] and forked["marked"]
     assert forked["stdin"] == "/dev/null"
     assert forked["argv"][0].endswith("sor_runtime.py")
+
+
+NODE_HANDLER = """
+const fs = require('fs');
+fs.appendFileSync(__dirname + '/loads.log', process.pid + '\\n');
+exports.handler = async (event) => ({ by: 'node', pid: process.pid });
+"""
+
+
+@pytest.mark.parametrize(
+    ("config", "kept"),
+    [
+        ("runtime: {language: node, handler: index.handler}", True),
+        ("runtime: {language: python, handler: app.handler}", False),  # the config says otherwise
+    ],
+)
+def test_a_node_runtime_is_guessed_and_kept_only_when_the_config_agrees(
+    tmp_path: Path, config: str, kept: bool
+) -> None:
+    from sor.emulator.emulator import Emulator
+
+    (tmp_path / "index.js").write_text(NODE_HANDLER)
+    (tmp_path / "app.py").write_text("def handler(event, context):\n    return {'by': 'python'}\n")
+    (tmp_path / "sor.yml").write_text(f"version: 1\n{config}\n")
+    out = io.StringIO()
+    env = {"PATH": os.environ["PATH"]}
+    emulator = Emulator(tmp_path, timeout=10, env=env, log=Log(out), handler="index.handler")
+    emulator.start()
+    try:
+        answer = json.loads(emulator.invoke(b"{}").body)
+    finally:
+        emulator.stop()
+    started = "runtime_started=before-config" if kept else "runtime_started=after-config"
+    assert started in out.getvalue()
+    if kept:  # the handler's module was loaded once, by the process that answered
+        assert answer["by"] == "node"
+        assert (tmp_path / "loads.log").read_text().split() == [str(answer["pid"])]
+    else:  # the guess was stopped before it loaded anything of the user's
+        assert answer["by"] == "python"
+        assert not (tmp_path / "loads.log").exists()
