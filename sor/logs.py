@@ -51,9 +51,18 @@ def escape(text: object) -> str:
     return text.translate(_ESCAPES)
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+
+
 def _timestamp() -> str:
+    global _second  # one tuple, swapped whole: threads at worst format a second twice
     now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    second, text = _second
+    if int(now) != second:
+        second = int(now)
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second = (second, text)
+    return f"{text}.{int(now % 1 * 1000):03d}Z"
 
 
 def level_threshold(value: str | None) -> int:
@@ -122,8 +131,13 @@ class Log:
             line = json.dumps(record, default=str)
         else:
             # Every field escaped: one record, one line, whatever a message holds (no injection).
-            extra = "".join(f" {escape(k)}={escape(v)}" for k, v in fields.items())
-            line = f"[{name}]\t{_timestamp()}\t{escape(request_id)}\t{escape(message)}{extra}"
+            # Escaping the whole text is escaping each part (it maps characters one by one), so
+            # the usual line, all printable, is checked in three C calls.
+            extra = "".join([f" {k!s}={v!s}" for k, v in fields.items()])
+            rid, text = str(request_id), str(message)
+            if not (extra.isprintable() and rid.isprintable() and text.isprintable()):
+                rid, text, extra = escape(rid), escape(text), escape(extra)
+            line = f"[{name}]\t{_timestamp()}\t{rid}\t{text}{extra}"
         self._emit(line, number, self.json_format)
 
     def info(self, message: str, request_id: str = "", **fields: Any) -> None:

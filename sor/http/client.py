@@ -45,15 +45,23 @@ class Interrupted(Exception):
 
 
 class Response:
-    """Status, headers (names as sent) and body of one response."""
+    """Status, headers (names as sent; ``lower``: by lower-case name) and body of one response."""
 
-    __slots__ = ("body", "headers", "status", "will_close")
+    __slots__ = ("body", "headers", "lower", "status", "will_close")
 
-    def __init__(self, status: int, headers: dict[str, str], body: bytes, will_close: bool) -> None:
+    def __init__(
+        self,
+        status: int,
+        headers: dict[str, str],
+        body: bytes,
+        will_close: bool,
+        lower: dict[str, str] | None = None,
+    ) -> None:
         self.status = status
         self.headers = headers
         self.body = body
         self.will_close = will_close
+        self.lower = lower if lower is not None else {k.lower(): v for k, v in headers.items()}
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -96,6 +104,10 @@ class HttpConnection:
         self.host, self.port = split_address(address)
         self._sock: socket.socket | None = None
         self._poll: select.poll | None = None
+        # The socket and the last interrupt descriptor, registered once: `next` waits on both
+        # at every invocation.
+        self._waiter: select.poll | None = None
+        self._waiter_fd: int | None = None
         self._buf = bytearray()  # received, not yet consumed; bytearray: cheap appends
         self._interrupt: int | None = None
         self._answering = False  # a byte of the current response has arrived
@@ -128,6 +140,13 @@ class HttpConnection:
             lambda: self._send(encode_request(method, target, self.address, headers, body)),
             interrupt_fd,
         )
+
+    def send_encoded(
+        self, method: str, data: bytes, *, interrupt_fd: int | None = None
+    ) -> Response:
+        """`request` for a request already encoded (`encode_request`, whose Host is this
+        connection's address): the Runtime API client builds its constant ones once."""
+        return self._exchange(method, lambda: self._send(data), interrupt_fd)
 
     def stream(
         self,
@@ -228,7 +247,7 @@ class HttpConnection:
 
     def close(self) -> None:
         sock, self._sock = self._sock, None
-        self._poll = None
+        self._poll = self._waiter = None
         self._buf = bytearray()
         if sock is not None:
             sock.close()
@@ -257,10 +276,9 @@ class HttpConnection:
     def _read_response(self, method: str) -> Response:
         while True:
             head = self._read_head()
-            status, headers, version = parse_head(head)
+            status, headers, lower, version = _parse_head(head)
             if not 100 <= status < 200 or status == 101:
                 break  # 1xx interim answers (100 Continue) are skipped
-        lower = {k.lower(): v for k, v in headers.items()}
         conn = lower.get("connection", "").lower()
         will_close = "close" in conn or (version == "HTTP/1.0" and "keep-alive" not in conn)
         if method == "HEAD" or status in (204, 304):
@@ -275,7 +293,7 @@ class HttpConnection:
         else:
             body = self._read_to_close()
             will_close = True
-        return Response(status, headers, body, will_close)
+        return Response(status, headers, body, will_close, lower)
 
     def _fill(self) -> bool:
         assert self._sock is not None
@@ -289,10 +307,13 @@ class HttpConnection:
 
     def _wait_or_interrupt(self) -> None:
         assert self._sock is not None and self._interrupt is not None
-        waiter = select.poll()
-        waiter.register(self._sock, select.POLLIN)
-        waiter.register(self._interrupt, select.POLLIN)
-        ready = {fd for fd, _ in waiter.poll()}
+        waiter = self._waiter
+        if waiter is None or self._waiter_fd != self._interrupt:
+            waiter = self._waiter = select.poll()
+            waiter.register(self._sock, select.POLLIN)
+            waiter.register(self._interrupt, select.POLLIN)
+            self._waiter_fd = self._interrupt
+        ready = [fd for fd, _ in waiter.poll()]
         if self._interrupt in ready and self._sock.fileno() not in ready:
             raise Interrupted
 
@@ -358,16 +379,27 @@ class HttpConnection:
 
 def parse_head(head: bytes) -> tuple[int, dict[str, str], str]:
     """Status, headers and HTTP version of a response head (without its final empty line)."""
+    status, headers, _, version = _parse_head(head)
+    return status, headers, version
+
+
+def _parse_head(head: bytes) -> tuple[int, dict[str, str], dict[str, str], str]:
+    """`parse_head`, and the headers by lower-case name too (one pass: every invocation)."""
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not _is_status(parts[1]):
         raise ProtocolError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
     headers: dict[str, str] = {}
+    lower: dict[str, str] = {}
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         if not sep or not name or name != name.strip():
             raise ProtocolError(f"malformed header line: {line[:80]!r}")
         value = value.strip()
         # Repeated headers fold into one comma-separated value, as RFC 9110 allows.
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return int(parts[1]), headers, parts[0]
+        if name in headers:
+            value = f"{headers[name]}, {value}"
+        headers[name] = lower[name.lower()] = value
+    if len(lower) < len(headers):  # names differing only in case: the last one wins, as ever
+        lower = {k.lower(): v for k, v in headers.items()}
+    return int(parts[1]), headers, lower, parts[0]

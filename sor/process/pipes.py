@@ -94,6 +94,8 @@ class LineReader:
         self.max_line = max_line
         self._buf = bytearray()
         self._chunk: memoryview | None = None
+        # The pipe and the child's pidfd, registered once: every answer is waited for.
+        self._poller: select.poll | None = None
         os.set_blocking(fd, False)
 
     def readline(self, deadline: float | None) -> bytes:
@@ -116,11 +118,23 @@ class LineReader:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError
-            if self.child.wait_readable([self.fd], left):
+            if self._wait(left):
                 if not self._read():
                     raise EOFError
             elif self.child.exited() and not self._drain():
                 raise EOFError
+
+    def _wait(self, timeout: float | None) -> bool:
+        """`Child.wait_readable` of the pipe, with a poller made once (when there is a pidfd)."""
+        if self.child.pidfd is None:
+            return bool(self.child.wait_readable([self.fd], timeout))
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(self.fd, select.POLLIN)
+            self._poller.register(self.child.pidfd, select.POLLIN)
+        ms = None if timeout is None else max(0, math.ceil(timeout * 1000))
+        # A closed peer (POLLHUP/POLLERR) counts as readable: the next read says so.
+        return any(fd == self.fd for fd, _ in self._poller.poll(ms))
 
     def pending(self) -> bool:
         """True when the child wrote more than the lines read so far (e.g. an unasked answer)."""

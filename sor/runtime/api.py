@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 
 from sor.errors import SorError
-from sor.http.client import HttpConnection, Interrupted, ProtocolError
+from sor.http.client import HttpConnection, Interrupted, ProtocolError, Response, encode_request
 from sor.limits import MAX_ERROR_TRAILER, MAX_ERROR_TYPE
 from sor.values import field, frozen
 
@@ -59,9 +59,13 @@ class Invocation:
     headers: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_response(cls, headers: Mapping[str, str], body: bytes) -> Invocation:
-        """Read the Lambda-Runtime-* headers; RuntimeApiError when a required one is missing."""
-        lower = {k.lower(): v for k, v in headers.items()}
+    def from_response(
+        cls, headers: Mapping[str, str], body: bytes, lower: Mapping[str, str] | None = None
+    ) -> Invocation:
+        """Read the Lambda-Runtime-* headers (``lower``: the same by lower-case name, when the
+        caller has them); RuntimeApiError when a required one is missing."""
+        if lower is None:
+            lower = {k.lower(): v for k, v in headers.items()}
         request_id = lower.get("lambda-runtime-aws-request-id")
         if not request_id:
             raise RuntimeApiError("invocation/next answered without Lambda-Runtime-Aws-Request-Id")
@@ -71,7 +75,10 @@ class Invocation:
             raise RuntimeApiError(
                 "invocation/next answered without a numeric Lambda-Runtime-Deadline-Ms"
             ) from None
-        return cls(
+        inv = cls.__new__(cls)
+        # Every field at once, past the frozen __setattr__: the constructor's generic argument
+        # handling costs ~8 us, at every invocation (tests/test_runtime_api.py pins the equality).
+        inv.__dict__.update(
             request_id=request_id,
             event=body,
             deadline_ms=deadline_ms,
@@ -83,6 +90,7 @@ class Invocation:
             content_type=lower.get("content-type"),
             headers=dict(headers),
         )
+        return inv
 
 
 class RuntimeApiClient:
@@ -105,6 +113,20 @@ class RuntimeApiClient:
         except ValueError as e:
             raise RuntimeApiError(f"AWS_LAMBDA_RUNTIME_API must be host:port: {e}") from None
         self._base = f"/{API_VERSION}/runtime"
+        # The two requests of every invocation, encoded once (`next`) or from a template
+        # (`respond`): the same bytes `_call` would send.
+        self._next_url = f"{self._base}/invocation/next"
+        self._next = encode_request(
+            "GET", self._next_url, address, {"User-Agent": _USER_AGENT}, None
+        )
+        self._post_head = "\r\n".join(
+            [
+                f"Host: {address}",
+                f"User-Agent: {_USER_AGENT}",
+                "Content-Type: application/json",
+                "Content-Length: ",
+            ]
+        )
 
     def next(self, interrupt_fd: int | None = None) -> Invocation:
         """Block until the next invocation arrives.
@@ -112,15 +134,29 @@ class RuntimeApiClient:
         Raises sor.http.client.Interrupted when ``interrupt_fd`` becomes readable before one
         started to arrive.
         """
-        status, headers, body = self._call("GET", "/invocation/next", None, {}, interrupt_fd)
-        if status != 200:
-            raise RuntimeApiError(f"invocation/next answered HTTP {status}: {body[:200]!r}")
-        return Invocation.from_response(headers, body)
+        response = self._retrying(
+            f"GET {self._next_url}",
+            lambda: self._send("GET", self._next_url, self._next, interrupt_fd),
+            idempotent=True,
+            interrupt_fd=interrupt_fd,
+        )
+        if response.status != 200:
+            raise RuntimeApiError(
+                f"invocation/next answered HTTP {response.status}: {response.body[:200]!r}"
+            )
+        return Invocation.from_response(response.headers, response.body, response.lower)
 
     def respond(self, request_id: str, body: bytes) -> int:
         """Post a response; the HTTP status (202 accepted, 413 too large, ...)."""
-        path = f"/invocation/{request_id}/response"
-        return self._call("POST", path, body, {"Content-Type": "application/json"})[0]
+        url = f"{self._base}/invocation/{request_id}/response"
+        head = f"POST {url} HTTP/1.1\r\n{self._post_head}{len(body)}\r\n\r\n"
+        data = head.encode("latin-1", "replace") + body
+        return self._retrying(
+            f"POST {url}",
+            lambda: self._send("POST", url, data, None),
+            idempotent=False,
+            interrupt_fd=None,
+        ).status
 
     def respond_stream(
         self,
@@ -195,6 +231,16 @@ class RuntimeApiClient:
             idempotent=method == "GET",
             interrupt_fd=interrupt_fd,
         )
+
+    def _send(self, method: str, url: str, data: bytes, interrupt_fd: int | None) -> Response:
+        """One exchange of the request ``data`` (encoded already)."""
+        try:
+            return self._conn.send_encoded(method, data, interrupt_fd=interrupt_fd)
+        except ProtocolError as e:
+            raise RuntimeApiError(
+                f"the Lambda Runtime API at {self.address} answered {method} {url} with "
+                f"something that is not HTTP: {e}"
+            ) from None
 
     def _once(
         self,

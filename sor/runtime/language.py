@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 PROTOCOL_VERSION = "1"
 _PUMP_JOIN = 0.5  # how long to wait for the last stderr lines of a runtime that is not killed
 _ADAPTERS = {"python": ("python", "sor_runtime.py"), "node": ("node", "sor_runtime.js")}
+_SEALS = 64  # seals drawn from the kernel at once
 
 
 def runtime_command(settings: RuntimeSettings, env: Mapping[str, str] = os.environ) -> list[str]:
@@ -89,6 +90,7 @@ class LanguageRuntime:
         self.concurrency = 1  # invocations it takes at once (its `ready` says; PROTOCOL.md)
         self.starts = 0
         self.last_stderr: list[str] = []
+        self._seals: list[str] = []
 
     @property
     def running(self) -> bool:
@@ -229,7 +231,7 @@ class LanguageRuntime:
                 self.log.warning(f"restarting the {self.name}", request_id)
             self.start(deadline)
         assert self._proc is not None
-        seal = os.urandom(16).hex()  # the answer must echo it: see PROTOCOL.md, "The seal"
+        seal = self._seal()  # the answer must echo it: see PROTOCOL.md, "The seal"
         line = protocol.invoke_line(request_id, event, context, debug, seal)
         try:
             if not self._proc.write(line, deadline):
@@ -260,6 +262,13 @@ class LanguageRuntime:
         except TimeoutError:
             self.stop(graceful=False)
             raise InvocationTimeout(self._timeout_message(function_timeout)) from None
+
+    def _seal(self) -> str:
+        """A fresh random seal (32 hex digits), from a pool that one getrandom call fills."""
+        if not self._seals:
+            pool = os.urandom(16 * _SEALS).hex()
+            self._seals = [pool[i : i + 32] for i in range(0, len(pool), 32)]
+        return self._seals.pop()
 
     def next_message(self, request_id: str, seal: str, deadline: float) -> Message:
         """The next message answering the invoke of ``request_id`` sealed with ``seal`` (a
