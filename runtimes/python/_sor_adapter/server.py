@@ -235,12 +235,19 @@ def _answer(kind, request_id, seal, value):
 def _result_line(request_id, seal, result, ascii_only):
     """A result answer whose result is the response body as awslambdaric serialises it, last
     in the line: sor posts those bytes as they are (runtimes/PROTOCOL.md)."""
-    body = json.dumps(result, ensure_ascii=ascii_only, default=_json_default)
-    head = b'{"type":"result","id":' + json.dumps(request_id).encode()
+    body = _RESULT[ascii_only](result)
+    head = b'{"type":"result","id":' + _quoted(request_id)
     if seal is not None:
-        head += b',"seal":' + json.dumps(seal).encode()
+        head += b',"seal":' + _quoted(seal)
     head += b',"result":'
     return head + body.encode("utf-8", "surrogatepass") + b"}\n"
+
+
+def _quoted(value):
+    """json.dumps(value) as bytes; a str (the usual id and seal) without building an encoder."""
+    if type(value) is str:
+        return json.encoder.encode_basestring_ascii(value).encode()
+    return json.dumps(value).encode()
 
 
 def _encode(message):
@@ -254,6 +261,14 @@ def _json_default(obj):
     if type(obj).__name__ == "Decimal":
         return int(obj) if obj == obj.to_integral_value() else float(obj)
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+# json.dumps(result, ensure_ascii=..., default=_json_default), its encoder made once, not at
+# every answer: by ensure_ascii.
+_RESULT = {
+    ascii_only: json.JSONEncoder(ensure_ascii=ascii_only, default=_json_default).encode
+    for ascii_only in (False, True)
+}
 
 
 def main():
