@@ -21,6 +21,8 @@ _READ = 64 * 1024  # below malloc's mmap threshold: a bigger buffer costs an mma
 
 
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
+_HEAD_TOO_LONG = f"response headers longer than {MAX_HEAD} bytes"
+_NO_ANSWER = "the server closed the connection without answering"
 
 
 def _is_decimal(text: str) -> bool:
@@ -146,7 +148,7 @@ class HttpConnection:
     ) -> Response:
         """`request` for a request already encoded (`encode_request`, whose Host is this
         connection's address): the Runtime API client builds its constant ones once."""
-        return self._exchange(method, lambda: self._send(data), interrupt_fd)
+        return self._exchange(method, data, interrupt_fd)
 
     def stream(
         self,
@@ -187,9 +189,10 @@ class HttpConnection:
             self._sock.sendall(b"\r\n")
 
     def _exchange(
-        self, method: str, send: Callable[[], None], interrupt_fd: int | None
+        self, method: str, send: Callable[[], None] | bytes, interrupt_fd: int | None
     ) -> Response:
-        """Connect if needed, ``send`` the request, read its response (see ``request``)."""
+        """Connect if needed, ``send`` the request (or send those bytes), read its response (see
+        ``request``)."""
         self.request_sent = False
         self._answering = False
         self._interrupt = interrupt_fd
@@ -199,7 +202,10 @@ class HttpConnection:
             if self._sock is None:
                 self._connect()
             try:
-                send()
+                if isinstance(send, bytes):
+                    self._send(send)
+                else:
+                    send()
             except OSError:
                 # A server may answer (413) and hang up before reading the whole body: the
                 # answer that already arrived is the outcome, as curl reads it too.
@@ -317,26 +323,24 @@ class HttpConnection:
         if self._interrupt in ready and self._sock.fileno() not in ready:
             raise Interrupted
 
-    def _read_head(self) -> bytes:
-        return self._read_until(
-            b"\r\n\r\n",
-            f"response headers longer than {MAX_HEAD} bytes",
-            "the server closed the connection without answering",
-        )
+    def _read_head(self) -> bytearray:
+        return self._read_until(b"\r\n\r\n", _HEAD_TOO_LONG, _NO_ANSWER)
 
     def _read_line(self) -> bytes:
-        return self._read_until(
-            b"\r\n",
-            "chunk header line too long",
-            "the server closed the connection inside a chunked body",
+        return bytes(
+            self._read_until(
+                b"\r\n",
+                "chunk header line too long",
+                "the server closed the connection inside a chunked body",
+            )
         )
 
-    def _read_until(self, end_mark: bytes, too_long: str, closed: str) -> bytes:
+    def _read_until(self, end_mark: bytes, too_long: str, closed: str) -> bytearray:
         """The bytes before ``end_mark`` (which is consumed), at most MAX_HEAD of them."""
         while True:
             end = self._buf.find(end_mark)
             if end >= 0:
-                found = bytes(self._buf[:end])
+                found = self._buf[:end]
                 del self._buf[: end + len(end_mark)]
                 return found
             if len(self._buf) > MAX_HEAD:
@@ -350,6 +354,10 @@ class HttpConnection:
                 raise ConnectionClosed(
                     f"the server closed the connection after {len(self._buf)} of {n} body bytes"
                 )
+        if len(self._buf) == n:  # the usual body: all that arrived, taken in one copy
+            data = bytes(self._buf)
+            self._buf.clear()
+            return data
         data = bytes(self._buf[:n])
         del self._buf[:n]
         return data
@@ -383,7 +391,7 @@ def parse_head(head: bytes) -> tuple[int, dict[str, str], str]:
     return status, headers, version
 
 
-def _parse_head(head: bytes) -> tuple[int, dict[str, str], dict[str, str], str]:
+def _parse_head(head: bytes | bytearray) -> tuple[int, dict[str, str], dict[str, str], str]:
     """`parse_head`, and the headers by lower-case name too (one pass: every invocation)."""
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)

@@ -65,8 +65,18 @@ def wait_fds(
 
 def write_all(fd: int, data: bytes, child: Child, deadline: float) -> bool:
     """Write ``data`` to a non-blocking pipe before ``deadline``; False if the reader is gone."""
-    view = memoryview(data)
     os.set_blocking(fd, False)
+    sent = 0
+    if len(data) <= CHUNK:  # the usual message: one write, no view, takes it whole
+        try:
+            sent = os.write(fd, data)
+        except BlockingIOError:
+            pass  # the pipe is full: wait below as for any other write
+        except BrokenPipeError:
+            return False
+        if sent == len(data):
+            return True
+    view = memoryview(data)[sent:]
     while view:
         try:
             view = view[os.write(fd, view[:CHUNK]) :]
