@@ -251,7 +251,8 @@ class Invoker:
         phases = {f"{name}_ms": round(secs * 1000, 2) for name, secs in timings.items()}
         # The invocation is answered: its log line is best effort, never a reason to answer again.
         with contextlib.suppress(Exception):
-            self.log.info(
+            self.log.write(
+                "INFO",
                 "invocation",
                 inv.request_id,
                 outcome=outcome,

@@ -223,7 +223,7 @@ class LanguageRuntime:
         protocol) or InvocationTimeout (``deadline`` passed); after the last two the runtime is
         killed and started again at the next call.
         """
-        from sor.runtime import protocol  # a dict lookup once imported (after the spawn)
+        import sor.runtime.protocol as protocol  # no fromlist: C alone, once imported
 
         request_id = str(context.get("aws_request_id", ""))
         if not self.running:
@@ -279,7 +279,7 @@ class LanguageRuntime:
         (it died or broke the protocol: it is stopped), ValueError (a line over MAX_MESSAGE,
         skipped: the runtime is in step).
         """
-        from sor.runtime import protocol
+        import sor.runtime.protocol as protocol
 
         assert self._proc is not None
         while True:
