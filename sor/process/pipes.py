@@ -118,7 +118,8 @@ class LineReader:
         while True:
             nl = self._buf.find(b"\n", scanned)
             if nl >= 0:
-                line = bytes(self._buf[:nl])
+                with memoryview(self._buf) as view:  # one copy of the line, not two
+                    line = bytes(view[:nl])
                 del self._buf[: nl + 1]
                 return line
             scanned = len(self._buf)
