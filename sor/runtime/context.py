@@ -57,7 +57,18 @@ def deadlines(
     soft = lambda_ - grace
     hard = max(soft, lambda_ - POST_MARGIN)
     soft_epoch_ms = int(deadline_ms - grace * 1000)
-    return Deadlines(lambda_, soft, hard, soft_epoch_ms, function_timeout, grace)
+    d = Deadlines.__new__(Deadlines)
+    # Every field at once, past the frozen __setattr__: the constructor's generic argument
+    # handling would cost more than the rest of this function, at every invocation.
+    d.__dict__.update(
+        lambda_=lambda_,
+        soft=soft,
+        hard=hard,
+        soft_epoch_ms=soft_epoch_ms,
+        function_timeout=function_timeout,
+        grace=grace,
+    )
+    return d
 
 
 def clamped_grace(grace: float, function_timeout: float | None) -> float:
