@@ -77,7 +77,7 @@ class Invocation:
             ) from None
         inv = cls.__new__(cls)
         # Every field at once, past the frozen __setattr__: the constructor's generic argument
-        # handling costs ~8 us, at every invocation (tests/test_runtime_api.py pins the equality).
+        # handling costs ~8 us, at every invocation (tests/runtime/test_warm_path.py: equal).
         inv.__dict__.update(
             request_id=request_id,
             event=body,
