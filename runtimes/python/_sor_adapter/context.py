@@ -56,17 +56,20 @@ class LambdaContext:
         self.invoked_function_arn = ctx.get("invoked_function_arn")
         self.tenant_id = ctx.get("tenant_id")
         client_context = ctx.get("client_context")
-        w3c = client_context.pop("w3c", None) if isinstance(client_context, dict) else None
-        self._w3c = {
-            k: w3c[k]
-            for k in ("traceparent", "tracestate", "baggage")
-            if isinstance(w3c, dict) and isinstance(w3c.get(k), str)
-        }
-        self.client_context = _slots_from(ClientContext, client_context)
-        if self.client_context is not None:
+        self._w3c = {}
+        self.client_context = None
+        if client_context is not None:  # most invocations have none: nothing of this runs
+            w3c = client_context.pop("w3c", None) if isinstance(client_context, dict) else None
+            if isinstance(w3c, dict):
+                self._w3c = {
+                    k: w3c[k]
+                    for k in ("traceparent", "tracestate", "baggage")
+                    if isinstance(w3c.get(k), str)
+                }
+            self.client_context = _slots_from(ClientContext, client_context)
             self.client_context.client = _slots_from(Client, self.client_context.client)
         identity = ctx.get("identity") or {}
-        self.identity = _slots_from(CognitoIdentity, {})
+        self.identity = CognitoIdentity()
         self.identity.cognito_identity_id = identity.get("cognitoIdentityId")
         self.identity.cognito_identity_pool_id = identity.get("cognitoIdentityPoolId")
         self._deadline_ms = int(ctx.get("deadline_ms") or 0)

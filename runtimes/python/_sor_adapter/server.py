@@ -53,7 +53,9 @@ class Server:
         self.send({"type": "ready", "seal": True})  # it echoes seals (PROTOCOL.md, "The seal")
         for line in self._in:
             try:
-                request = json.loads(line)
+                # Decoded as json.loads decodes sor's lines (UTF-8, lone surrogates passed),
+                # without its guess of the encoding: sor writes UTF-8 only.
+                request = json.loads(line.decode("utf-8", "surrogatepass"))
             except (ValueError, RecursionError) as exc:
                 request = exc
             if isinstance(request, dict) and request.get("type") == "invoke":
