@@ -315,11 +315,10 @@ function setNodePath(env) {
   require('module').Module._initPaths(); // this process's own require reads it only at start
 }
 
-// The request lines, read from the start (so that under a deferred load the adapter waits on fd 3
-// with everything but the handler done): `first()` takes the `load` line, `serve` the loop's
-// lines; what comes while the handler loads waits for the loop, in order. While the handler loads
-// the pipe does not keep the process alive, as before it was read: a module whose top-level
-// await never settles ends the process (sor sees it exit) instead of leaving sor waiting.
+// The request lines: `first()` reads the `load` line of a deferred load, `serve` hands the next
+// ones to the loop (with the lines that came meanwhile, in order). Nothing is read while the
+// handler loads, as nothing was before it: a module whose top-level await never settles ends the
+// process (sor sees it exit) instead of leaving sor waiting.
 function requests(inFd) {
   const early = [];
   let ended = false;
@@ -337,14 +336,15 @@ function requests(inFd) {
       new Promise((resolve) => {
         const take = (value) => {
           onLine = onEnd = null;
+          input.pause();
           resolve(value);
         };
         onLine = (buf) => (decodeLine(buf).trim() ? take(buf) : undefined);
         onEnd = () => take(null);
+        input.resume();
       }),
-    loading: () => input.unref?.(),
+    // Replays the lines that came early; the caller resumes the reading.
     serve(line, end) {
-      input.ref?.();
       onLine = line;
       onEnd = end;
       for (const buf of early.splice(0)) line(buf);
@@ -405,7 +405,6 @@ async function main() {
   installGlobal(env); // `awslambda`, which the handler's module may use as it loads
   const lines = requests(inFd);
   if (deferred) await waitForLoad(lines); // no user code runs before this
-  lines.loading();
   // Called as user.handler(...), as the runtime calls this.handler(...): stack frames read
   // "at exports.main [as handler]" as on Lambda.
   const user = {};
@@ -423,13 +422,36 @@ async function main() {
   mode.input = lines.input;
   ready = true;
   send({ type: 'ready', seal: true, ...mode.ready }); // it echoes seals; its concurrency
+  // A function that runs one invocation at a time and does not stream has its first invocation
+  // read and answered without the queue (channel.js): nothing more is read until that answer is
+  // written, then both descriptors move to the queue. The others use it from the start.
+  let direct = mode.concurrency === 1 && !user.streams;
+  let answering = false; // the first line, read directly, is being answered
+  const toQueue = () => {
+    answers.queue();
+    lines.input.queue();
+  };
+  if (!direct) toQueue();
   lines.serve(
     (buf) => {
       const line = decodeLine(buf);
-      mode.schedule(() => handle(user, line));
+      if (!direct) {
+        mode.schedule(() => handle(user, line));
+        return;
+      }
+      direct = false;
+      answering = true;
+      lines.input.pause();
+      mode.schedule(() =>
+        handle(user, line).finally(() => {
+          toQueue();
+          lines.input.resume();
+        }),
+      );
     },
     () => mode.drained().then(() => answers.flush(() => process.exit(0))), // sor closed the pipe
   );
+  if (!answering) lines.input.resume();
 }
 
 main();
