@@ -140,7 +140,7 @@ class Lines {
         this.end();
         return;
       }
-      if (n === buf.length) this.size = Math.min(this.size * 4, 4 << 20); // a big event: fewer reads
+      if (n === buf.length) this.size = Math.min(this.size * 4, 4 << 20); // big: fewer reads
       this.take(buf.subarray(0, n)); // fresh for every read: its lines are kept as they are
       if (this.queued) this.queue();
       else this.read();

@@ -7,7 +7,9 @@
 // (debug.js, bridge.js) is loaded only when asked for.
 
 const { openAnswers, privateFd, readLines } = require('./channel.js');
-const { UnhandledPromiseRejection, errorPayload, xrayCause } = require('./errors.js');
+// Lambda's error names and formats, loaded at the first error: a cold start that succeeds never
+// needs them.
+const errors = () => require('./errors.js');
 const { makeContext } = require('./context.js');
 const { installGlobal, isStreaming, loadHandler } = require('./loader.js');
 const { ids, patchConsole } = require('./logs.js');
@@ -119,6 +121,7 @@ function send(message) {
 // X-Ray cause.
 function sendError(id, seal, err, logged = false) {
   if (!logged) logError('Invoke Error', err);
+  const { errorPayload, xrayCause } = errors();
   send({ type: 'error', id, seal, error: errorPayload(err), xray: xrayCause(err) });
 }
 
@@ -184,7 +187,7 @@ function fatal(err, label, status) {
   logError(label, err);
   mode?.input?.destroy(); // closed: an invoke sor writes now is refused, for a new process
   if (running.size) for (const outcome of [...running]) outcome.fail(err, true);
-  else if (!ready) send({ type: 'init_error', error: errorPayload(err) });
+  else if (!ready) send({ type: 'init_error', error: errors().errorPayload(err) });
   setImmediate(() => answers.flush(() => process.exit(status))); // after the answer above
 }
 
@@ -397,7 +400,7 @@ async function main() {
   setNodePath(env);
   process.on('uncaughtException', (err) => fatal(err, 'Uncaught Exception', 129));
   process.on('unhandledRejection', (reason, promise) => {
-    const err = new UnhandledPromiseRejection(reason);
+    const err = new (errors().UnhandledPromiseRejection)(reason);
     err.reason = reason;
     err.promise = promise;
     fatal(err, 'Unhandled Promise Rejection', 128);
@@ -414,7 +417,7 @@ async function main() {
     user.streams = isStreaming(user.handler);
   } catch (err) {
     logError('Uncaught Exception', err);
-    send({ type: 'init_error', error: errorPayload(err) });
+    send({ type: 'init_error', error: errors().errorPayload(err) });
     answers.flush(() => process.exit(1));
     return;
   }
