@@ -315,7 +315,7 @@ function setNodePath(env) {
     runtimeDir,
     env.LAMBDA_TASK_ROOT || process.cwd(),
   ].join(':');
-  require('module').Module._initPaths(); // this process's own require reads it only at start
+  module.constructor._initPaths(); // this process's own require reads it only at start (Module)
 }
 
 // The request lines: `first()` reads the `load` line of a deferred load, `serve` hands the next
