@@ -93,10 +93,13 @@ function patchConsole(env) {
   console.warn = method(LEVELS.WARN);
   console.error = method(LEVELS.ERROR);
   console.fatal = method(LEVELS.FATAL);
-  const { intoError, toFormatted } = require('./errors.js');
+  const errors = () => require('./errors.js'); // at the first error record
   return json
-    ? (_label, err) => console.error(intoError(err))
-    : (label, err) => console.error(label, toFormatted(intoError(err)));
+    ? (_label, err) => console.error(errors().intoError(err))
+    : (label, err) => {
+        const { intoError, toFormatted } = errors();
+        console.error(label, toFormatted(intoError(err)));
+      };
 }
 
 module.exports = { LEVELS, ids, patchConsole };

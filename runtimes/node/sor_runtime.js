@@ -7,7 +7,9 @@
 // (debug.js, bridge.js) is loaded only when asked for.
 
 const { openAnswers, privateFd, readLines } = require('./channel.js');
-const { UnhandledPromiseRejection, errorPayload, xrayCause } = require('./errors.js');
+// Lambda's error names and formats, loaded at the first error: a cold start that succeeds never
+// needs them.
+const errors = () => require('./errors.js');
 const { makeContext } = require('./context.js');
 const { installGlobal, isStreaming, loadHandler } = require('./loader.js');
 const { ids, patchConsole } = require('./logs.js');
@@ -119,6 +121,7 @@ function send(message) {
 // X-Ray cause.
 function sendError(id, seal, err, logged = false) {
   if (!logged) logError('Invoke Error', err);
+  const { errorPayload, xrayCause } = errors();
   send({ type: 'error', id, seal, error: errorPayload(err), xray: xrayCause(err) });
 }
 
@@ -184,7 +187,7 @@ function fatal(err, label, status) {
   logError(label, err);
   mode?.input?.destroy(); // closed: an invoke sor writes now is refused, for a new process
   if (running.size) for (const outcome of [...running]) outcome.fail(err, true);
-  else if (!ready) send({ type: 'init_error', error: errorPayload(err) });
+  else if (!ready) send({ type: 'init_error', error: errors().errorPayload(err) });
   setImmediate(() => answers.flush(() => process.exit(status))); // after the answer above
 }
 
@@ -312,14 +315,13 @@ function setNodePath(env) {
     runtimeDir,
     env.LAMBDA_TASK_ROOT || process.cwd(),
   ].join(':');
-  require('module').Module._initPaths(); // this process's own require reads it only at start
+  module.constructor._initPaths(); // this process's own require reads it only at start (Module)
 }
 
-// The request lines, read from the start (so that under a deferred load the adapter waits on fd 3
-// with everything but the handler done): `first()` takes the `load` line, `serve` the loop's
-// lines; what comes while the handler loads waits for the loop, in order. While the handler loads
-// the pipe does not keep the process alive, as before it was read: a module whose top-level
-// await never settles ends the process (sor sees it exit) instead of leaving sor waiting.
+// The request lines: `first()` reads the `load` line of a deferred load, `serve` hands the next
+// ones to the loop (with the lines that came meanwhile, in order). Nothing is read while the
+// handler loads, as nothing was before it: a module whose top-level await never settles ends the
+// process (sor sees it exit) instead of leaving sor waiting.
 function requests(inFd) {
   const early = [];
   let ended = false;
@@ -337,14 +339,15 @@ function requests(inFd) {
       new Promise((resolve) => {
         const take = (value) => {
           onLine = onEnd = null;
+          input.pause();
           resolve(value);
         };
         onLine = (buf) => (decodeLine(buf).trim() ? take(buf) : undefined);
         onEnd = () => take(null);
+        input.resume();
       }),
-    loading: () => input.unref?.(),
+    // Replays the lines that came early; the caller resumes the reading.
     serve(line, end) {
-      input.ref?.();
       onLine = line;
       onEnd = end;
       for (const buf of early.splice(0)) line(buf);
@@ -397,7 +400,7 @@ async function main() {
   setNodePath(env);
   process.on('uncaughtException', (err) => fatal(err, 'Uncaught Exception', 129));
   process.on('unhandledRejection', (reason, promise) => {
-    const err = new UnhandledPromiseRejection(reason);
+    const err = new (errors().UnhandledPromiseRejection)(reason);
     err.reason = reason;
     err.promise = promise;
     fatal(err, 'Unhandled Promise Rejection', 128);
@@ -405,7 +408,6 @@ async function main() {
   installGlobal(env); // `awslambda`, which the handler's module may use as it loads
   const lines = requests(inFd);
   if (deferred) await waitForLoad(lines); // no user code runs before this
-  lines.loading();
   // Called as user.handler(...), as the runtime calls this.handler(...): stack frames read
   // "at exports.main [as handler]" as on Lambda.
   const user = {};
@@ -415,7 +417,7 @@ async function main() {
     user.streams = isStreaming(user.handler);
   } catch (err) {
     logError('Uncaught Exception', err);
-    send({ type: 'init_error', error: errorPayload(err) });
+    send({ type: 'init_error', error: errors().errorPayload(err) });
     answers.flush(() => process.exit(1));
     return;
   }
@@ -423,13 +425,36 @@ async function main() {
   mode.input = lines.input;
   ready = true;
   send({ type: 'ready', seal: true, ...mode.ready }); // it echoes seals; its concurrency
+  // A function that runs one invocation at a time and does not stream has its first invocation
+  // read and answered without the queue (channel.js): nothing more is read until that answer is
+  // written, then both descriptors move to the queue. The others use it from the start.
+  let direct = mode.concurrency === 1 && !user.streams;
+  let answering = false; // the first line, read directly, is being answered
+  const toQueue = () => {
+    answers.queue();
+    lines.input.queue();
+  };
+  if (!direct) toQueue();
   lines.serve(
     (buf) => {
       const line = decodeLine(buf);
-      mode.schedule(() => handle(user, line));
+      if (!direct) {
+        mode.schedule(() => handle(user, line));
+        return;
+      }
+      direct = false;
+      answering = true;
+      lines.input.pause();
+      mode.schedule(() =>
+        handle(user, line).finally(() => {
+          toQueue();
+          lines.input.resume();
+        }),
+      );
     },
     () => mode.drained().then(() => answers.flush(() => process.exit(0))), // sor closed the pipe
   );
+  if (!answering) lines.input.resume();
 }
 
 main();

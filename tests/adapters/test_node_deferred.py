@@ -141,16 +141,20 @@ def test_deferred_load_skips_empty_lines_before_load(tmp_path: Path) -> None:
         assert adapter.invoke({"b": 2})["result"]["event"] == {"b": 2}
 
 
-def test_requests_written_with_the_load_are_served_after_ready(tmp_path: Path) -> None:
-    # `load`, two invokes and the end of file in one write: nothing is lost or answered before
-    # `ready`, and the answers come in order before the adapter exits 0.
+@pytest.mark.parametrize("env", [{}, DEFERRED], ids=["at-start", "deferred"])
+def test_requests_written_at_once_are_served_after_ready(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # (`load`,) two invokes and the end of file in one write, before `ready`: nothing is lost or
+    # answered before `ready` (the first invocation is read directly, the second waits for the
+    # queue: channel.js), and the answers come in order before the adapter exits 0.
     write_files(tmp_path, {"app.mjs": MARKED_ESM})
     invokes = [
         json.dumps({"type": "invoke", "id": rid, "event": {"n": n}, "context": context(rid)})
         for n, rid in enumerate(["one", "two"])
     ]
-    with start("node", tmp_path, "app.handler", env=DEFERRED) as adapter:
-        adapter.send_line("\n".join(['{"type":"load"}', *invokes]))
+    with start("node", tmp_path, "app.handler", env=env) as adapter:
+        adapter.send_line("\n".join(['{"type":"load"}', *invokes] if env else invokes))
         _end_requests(adapter)
         assert adapter.recv()["type"] == "ready"
         assert [(a["id"], a["result"]["event"]) for a in (adapter.recv(), adapter.recv())] == [
@@ -158,6 +162,32 @@ def test_requests_written_with_the_load_are_served_after_ready(tmp_path: Path) -
             ("two", {"n": 1}),
         ]
         assert adapter.child.wait(5) == 0
+
+
+@pytest.mark.parametrize("env", [{}, DEFERRED, {"AWS_LAMBDA_MAX_CONCURRENCY": "2"}])
+def test_a_first_answer_bigger_than_the_pipe_waits_for_sor(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # The first answer is written directly (channel.js): while sor does not read, the adapter
+    # waits, then the whole line arrives and the next invocations go through the queue.
+    write_files(tmp_path, {"app.js": "exports.h = async (e) => 'x'.repeat(e.size);"})
+    with start("node", tmp_path, "app.h", env=env) as adapter:
+        if env.get("SOR_LOAD"):
+            adapter.send({"type": "load"})
+        assert adapter.ready()["type"] == "ready"
+        size = 3 << 20
+        message = {"type": "invoke", "id": "big", "event": {"size": size}, "context": context()}
+        adapter.send(message)
+        time.sleep(0.5)  # the pipe is full meanwhile
+        answer = adapter.recv()
+        assert (answer["id"], len(answer["result"])) == ("big", size)
+        for rid in ("two", "three"):
+            assert adapter.invoke({"size": 5}, rid) == {
+                "type": "result",
+                "id": rid,
+                "result": "xxxxx",
+            }
+        assert adapter.close() == 0
 
 
 def test_deferred_load_reports_init_errors_after_load(tmp_path: Path) -> None:
