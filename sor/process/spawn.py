@@ -287,8 +287,11 @@ def _become(mapping: Mapping[int, int], null_stdin: bool, env: Mapping[str, str]
         os.dup2(null, 0)
         os.close(null)
     keep = {0, 1, 2, *mapping}
-    for name in os.listdir("/proc/self/fd"):  # exec would close every close-on-exec one
-        fd = int(name)
+    try:
+        open_fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: every possible number
+        open_fds = list(range(3, min(os.sysconf("SC_OPEN_MAX"), 1 << 16)))
+    for fd in open_fds:  # exec would close every close-on-exec one
         if fd not in keep:
             with contextlib.suppress(OSError):  # the listing's own descriptor, closed already
                 if not os.get_inheritable(fd):

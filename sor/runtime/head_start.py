@@ -67,11 +67,13 @@ def _guess(env: Mapping[str, str], cwd: str, log: Log) -> LanguageRuntime | None
     from sor.config.model import RuntimeSettings
 
     settings = RuntimeSettings(language=language, handler=handler)
-    guess = LanguageRuntime(settings, task_root=root, env=env, log=log, defer_load=True)
     try:
+        # Both can fail (no `node` to run, a spawn refused): the config may not even want this
+        # runtime, so nothing is said here; the real attempt, after the config, reports it.
+        guess = LanguageRuntime(settings, task_root=root, env=env, log=log, defer_load=True)
         guess.spawn(fork=True)  # Python: one interpreter start fewer (sor.process.spawn.fork)
     except SorError:
-        return None  # the real attempt, after the config, reports what is wrong
+        return None
     return guess
 
 

@@ -390,13 +390,23 @@ def _tail_text(tail: list[str]) -> str:
 
 def _adapter_main(adapter: str) -> int:
     """In a child forked from sor (sor.process.spawn.fork): the Python adapter, run as
-    `python ADAPTER` runs it (its argv and path; none of sor's modules left to import)."""
-    import runpy
+    `python ADAPTER` runs it (its argv and path, a `__main__` of its own; none of sor's modules
+    left to import). Not runpy.run_path: it imports pkgutil, and typing with it."""
+    import builtins
+    import types
+    from importlib.machinery import SourceFileLoader
 
     sys.argv[:] = [adapter]
     if sys.path and not getattr(sys.flags, "safe_path", False):  # 3.11+: -P, -I
         sys.path[0] = os.path.dirname(adapter)  # the script's folder, not sor's
     for name in [m for m in sys.modules if m == "sor" or m.startswith("sor.")]:
         del sys.modules[name]
-    runpy.run_path(adapter, run_name="__main__")
+    main = types.ModuleType("__main__")
+    main.__file__ = adapter
+    main.__loader__ = SourceFileLoader("__main__", adapter)
+    main.__dict__.update(__cached__=None, __builtins__=builtins, __annotations__={})
+    sys.modules["__main__"] = main
+    with open(adapter, "rb") as source:
+        code = compile(source.read(), adapter, "exec")
+    exec(code, main.__dict__)  # noqa: S102 (the adapter sor ships, as `python` would run it)
     return 0

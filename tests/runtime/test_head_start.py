@@ -15,6 +15,7 @@ import pytest
 
 from sor.config.loader import task_root
 from sor.logs import Log
+from sor.process.spawn import Forked
 from sor.runtime.head_start import HeadStart, head_start
 
 
@@ -31,7 +32,16 @@ def started() -> Iterator[list[HeadStart]]:
 
 def _start(heads: list[HeadStart], env: dict[str, str], cwd: Path) -> HeadStart:
     base = {"PATH": os.environ["PATH"], "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9"}
-    head = head_start({**base, **env}, str(cwd), Log(io.StringIO()))
+    try:
+        head = head_start({**base, **env}, str(cwd), Log(io.StringIO()))
+    except Forked as child:  # the Python runtime forked from this test: it is that, never pytest
+        code = 1
+        try:
+            code = child.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            os._exit(code)
     heads.append(head)
     return head
 
@@ -223,3 +233,11 @@ def test_a_node_runtime_is_guessed_and_kept_only_when_the_config_agrees(
     else:  # the guess was stopped before it loaded anything of the user's
         assert answer["by"] == "python"
         assert not (tmp_path / "loads.log").exists()
+
+
+def test_a_guess_that_cannot_start_is_no_guess(started: list[HeadStart], tmp_path: Path) -> None:
+    """No `node` to run an index.js: the config may want another runtime (an exec one, say),
+    so the head start says nothing and guesses nothing; the config decides (reviewer's B1)."""
+    (tmp_path / "index.js").write_text("")
+    env = {"_HANDLER": "index.handler", "PATH": "/nonexistent", "SOR_LAYER_DIR": str(tmp_path)}
+    assert _start(started, env, tmp_path).runtime is None
