@@ -55,7 +55,7 @@ class Supervised:
     ``requests``/``answers``: the child's descriptor numbers for the two pipes (None: no such
     pipe; the child's stdin is then /dev/null). ``logs``: the child's descriptors whose lines go
     to ``emit`` (others are inherited). ``main``: fork this interpreter to run it instead of
-    executing ``argv`` (sor.process.spawn.fork; ``cwd`` is then required). Raises OSError
+    executing ``argv`` (sor.process.spawn.fork). Raises OSError
     (ValueError for an environment posix_spawn refuses) when it cannot be started.
     """
 
@@ -93,8 +93,9 @@ class Supervised:
                     theirs[fd] = write
             streams = {"stdin": theirs.get(0), "stdout": theirs.get(1), "stderr": theirs.get(2)}
             numbered = {fd: source for fd, source in theirs.items() if fd > 2}
-            if main is not None and cwd is not None:
-                self.child: Child = fork(argv, main, env=env, **streams, fds=numbered, cwd=cwd)
+            if main is not None:
+                where = cwd if cwd is not None else os.getcwd()  # where spawn's child would be
+                self.child: Child = fork(argv, main, env=env, **streams, fds=numbered, cwd=where)
             else:
                 self.child = spawn(argv, env=env, **streams, fds=numbered, cwd=cwd)
         except Forked:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from sor.config.loader import task_root
 from sor.logs import Log
 from sor.process.spawn import Forked
 from sor.runtime.head_start import HeadStart, head_start
@@ -47,7 +46,7 @@ def _start(heads: list[HeadStart], env: dict[str, str], cwd: Path) -> HeadStart:
 
 
 @pytest.mark.parametrize("root", [None, ".", "fn", "fn/../fn", "ABSOLUTE"])
-def test_the_task_root_is_the_loaders(
+def test_the_runtime_runs_in_the_task_root(
     started: list[HeadStart], tmp_path: Path, root: str | None
 ) -> None:
     (tmp_path / "fn").mkdir()
@@ -58,7 +57,7 @@ def test_the_task_root_is_the_loaders(
         env["LAMBDA_TASK_ROOT"] = str(tmp_path / "fn") if root == "ABSOLUTE" else root
     head = _start(started, env, tmp_path)
     assert head.runtime is not None
-    assert head.runtime.task_root == str(task_root(env, tmp_path))
+    assert head.runtime.task_root == str(folder)  # LAMBDA_TASK_ROOT, relative to the cwd
     assert head.runtime.running
     assert head.runtime.env["SOR_LOAD"] == "deferred"  # no user code before the config agrees
 
